@@ -1,0 +1,128 @@
+"""In-process memory backend: an LRU dict of bytes with per-entry TTL.
+
+For tests, notebooks and single-process apps; nothing survives the process.
+
+Example::
+
+    from llmcache import from_url
+
+    cache = from_url("memory://?max_entries=10000")
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from typing import Any, Self
+
+from pydantic import Field
+
+from llmcache.backends.base import Backend, BackendOptions, parse_options, url_options
+
+__all__ = ["MemoryBackend", "MemoryOptions"]
+
+
+class MemoryOptions(BackendOptions):
+    """Options of ``memory://``."""
+
+    max_entries: int = Field(default=10_000, gt=0)
+    default_ttl: float | None = Field(default=None, gt=0)
+
+
+class MemoryBackend(Backend):
+    """Thread-safe LRU of bytes; the least recently used entry goes when ``max_entries`` is hit.
+
+    Instances do not share data: two ``memory://`` caches are two stores.
+    """
+
+    schemes = ("memory",)
+
+    def __init__(
+        self,
+        *,
+        namespace: str = "default",
+        max_entries: int = 10_000,
+        default_ttl: float | None = None,
+    ) -> None:
+        super().__init__(namespace=namespace, default_ttl=default_ttl)
+        self.max_entries = max_entries
+        # key -> (value, monotonic deadline or None)
+        self._data: OrderedDict[str, tuple[bytes, float | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_url(cls, url: str, *, namespace: str = "default", **options: Any) -> Self:
+        opts = parse_options(MemoryOptions, "memory", url_options(url, options))
+        return cls(namespace=namespace, **opts.model_dump())
+
+    def get(self, key: str) -> bytes | None:
+        with self._lock:
+            item = self._data.get(key)
+            if item is None:
+                return None
+            value, deadline = item
+            if deadline is not None and deadline <= time.monotonic():
+                del self._data[key]
+                return None
+            self._data.move_to_end(key)
+            return value
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        deadline = self._deadline(ttl)
+        with self._lock:
+            self._store(key, value, deadline)
+
+    def _deadline(self, ttl: float | None) -> float | None:
+        ttl = self.effective_ttl(ttl)
+        return None if ttl is None else time.monotonic() + ttl
+
+    def _store(self, key: str, value: bytes, deadline: float | None) -> None:
+        # Caller holds the lock.
+        self._data[key] = (bytes(value), deadline)
+        self._data.move_to_end(key)
+        while len(self._data) > self.max_entries:
+            self._data.popitem(last=False)
+
+    def delete(self, key: str) -> None:
+        with self._lock:
+            self._data.pop(key, None)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        deadline = self._deadline(ttl)
+        with self._lock:
+            item = self._data.get(key)
+            if item is not None and (item[1] is None or item[1] > time.monotonic()):
+                return False
+            self._store(key, value, deadline)
+            return True
+
+    # Every operation is a dict access under a lock: no I/O, so the async side calls straight
+    # through instead of paying a thread hop.
+    async def aget(self, key: str) -> bytes | None:
+        return self.get(key)
+
+    async def aset(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        self.set(key, value, ttl)
+
+    async def adelete(self, key: str) -> None:
+        self.delete(key)
+
+    async def aclear(self) -> None:
+        self.clear()
+
+    async def aclose(self) -> None:
+        self.close()
+
+    async def aadd(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        return self.add(key, value, ttl)
+
+    def info(self) -> dict[str, Any]:
+        with self._lock:
+            entries = len(self._data)
+            size = sum(len(v) for v, _ in self._data.values())
+        return {**super().info(), "entries": entries, "bytes": size}

@@ -1,0 +1,34 @@
+"""Exceptions raised by llmcache.
+
+::
+
+    LLMCacheError                 root: catch this to catch everything llmcache raises
+     ├── ConfigError              bad settings, URL or option (the message names the field and value)
+     ├── BackendError             the store failed an operation (driver errors are chained ``from``)
+     │    └── BackendUnavailable  the driver is not installed, or the store cannot be reached
+     └── CodecError               bytes that are not ours, are corrupt, or need another key
+"""
+
+from __future__ import annotations
+
+__all__ = ["BackendError", "BackendUnavailable", "CodecError", "ConfigError", "LLMCacheError"]
+
+
+class LLMCacheError(Exception):
+    """Root of every exception llmcache raises."""
+
+
+class ConfigError(LLMCacheError, ValueError):
+    """A setting, URL or option is invalid; the message names the field and the value."""
+
+
+class BackendError(LLMCacheError):
+    """The store failed an operation."""
+
+
+class BackendUnavailable(BackendError):
+    """The store's driver is missing or the store cannot be reached."""
+
+
+class CodecError(LLMCacheError):
+    """Stored bytes could not be decoded into an entry."""

@@ -1,0 +1,88 @@
+"""URL scheme → backend class, by import string so drivers import only when used.
+
+Built-in schemes are listed in :data:`BUILTIN_SCHEMES`; third-party packages add schemes through
+the ``llmcache.backends`` entry-point group (``scheme = "package.module:Class"``).
+
+Example::
+
+    from llmcache.registry import create_backend
+
+    store = create_backend("memory://?max_entries=1000", namespace="app")
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from typing import Any
+from urllib.parse import urlsplit
+
+from llmcache.backends.base import Backend
+from llmcache.errors import BackendUnavailable, ConfigError
+
+__all__ = ["BUILTIN_SCHEMES", "available_schemes", "backend_class", "create_backend", "scheme_of"]
+
+#: scheme → (import string, pip extra that brings its driver, or None)
+BUILTIN_SCHEMES: dict[str, tuple[str, str | None]] = {
+    "memory": ("llmcache.backends.memory:MemoryBackend", None),
+    "disk": ("llmcache.backends.disk:DiskBackend", None),
+    "redis": ("llmcache.backends.redis:RedisBackend", "redis"),
+    "rediss": ("llmcache.backends.redis:RedisBackend", "redis"),
+    "valkey": ("llmcache.backends.redis:RedisBackend", "redis"),
+    "valkeys": ("llmcache.backends.redis:RedisBackend", "redis"),
+    "redis+cluster": ("llmcache.backends.redis:RedisClusterBackend", "redis"),
+    "rediss+cluster": ("llmcache.backends.redis:RedisClusterBackend", "redis"),
+    "momento": ("llmcache.backends.momento:MomentoBackend", "momento"),
+}
+ENTRY_POINT_GROUP = "llmcache.backends"
+
+
+def _schemes() -> dict[str, tuple[str, str | None]]:
+    found = dict(BUILTIN_SCHEMES)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        found.setdefault(ep.name, (ep.value, None))
+    return found
+
+
+def available_schemes() -> list[str]:
+    """Every scheme a URL may use: built-ins plus installed plug-ins."""
+    return sorted(_schemes())
+
+
+def scheme_of(url: str) -> str:
+    """The scheme of ``url``, lower-cased; a URL without one is a :class:`ConfigError`."""
+    if "://" not in url:
+        raise ConfigError(
+            f"invalid cache URL {url!r}: expected scheme://..., "
+            f"one of {', '.join(s + '://' for s in available_schemes())}"
+        )
+    return urlsplit(url).scheme.lower()
+
+
+def backend_class(scheme: str) -> type[Backend]:
+    """Import and return the class serving ``scheme``."""
+    schemes = _schemes()
+    if scheme not in schemes:
+        raise ConfigError(
+            f"unknown cache URL scheme {scheme!r}; valid schemes: "
+            f"{', '.join(sorted(schemes))}"
+        )
+    target, extra = schemes[scheme]
+    module_name, _, attr = target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        missing = exc.name or "a dependency"
+        hint = f"pip install 'llmcache[{extra}]'" if extra else "check the installation"
+        raise BackendUnavailable(
+            f"the {scheme}:// backend needs {missing!r}, which is not installed: {hint}"
+        ) from exc
+    cls = getattr(module, attr, None)
+    if not (isinstance(cls, type) and issubclass(cls, Backend)):
+        raise ConfigError(f"{target!r} (scheme {scheme!r}) is not an llmcache Backend class")
+    return cls
+
+
+def create_backend(url: str, *, namespace: str = "default", **options: Any) -> Backend:
+    """Build the backend a URL names; keyword options override the URL's query parameters."""
+    return backend_class(scheme_of(url)).from_url(url, namespace=namespace, **options)

@@ -1,0 +1,290 @@
+"""The contract every backend passes, shipped for plug-in authors.
+
+Subclass :class:`BackendContract` in a test module and provide a ``make_backend`` fixture that
+returns a factory ``namespace -> Backend`` (each test uses its own random namespace). Every test
+runs twice: once through the sync methods and once through the async twins.
+
+Example::
+
+    import pytest
+    from llmcache.backends.memory import MemoryBackend
+    from llmcache.testing import BackendContract
+
+    class TestMemory(BackendContract):
+        @pytest.fixture
+        def make_backend(self):
+            return lambda namespace: MemoryBackend(namespace=namespace)
+
+Backends that share one store between namespaces (disk, Redis, Momento) should also override
+``shares_store = True`` so the namespace-isolation tests run against one store; and may implement
+``write_foreign``/``read_foreign`` to prove ``clear`` leaves keys it does not own alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from llmcache.backends.base import Backend
+from llmcache.errors import ConfigError
+
+__all__ = ["REQUIRE_SERVERS_ENV", "BackendContract", "Ops", "server_missing", "wait_until"]
+
+REQUIRE_SERVERS_ENV = "LLMCACHE_REQUIRE_SERVERS"
+
+MiB = 1024 * 1024
+
+
+class Ops:
+    """One backend seen through either its sync or its async methods, with one async API."""
+
+    def __init__(self, backend: Backend, mode: str) -> None:
+        self.backend = backend
+        self.mode = mode
+
+    async def get(self, key: str) -> bytes | None:
+        if self.mode == "sync":
+            return self.backend.get(key)
+        return await self.backend.aget(key)
+
+    async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        if self.mode == "sync":
+            self.backend.set(key, value, ttl)
+        else:
+            await self.backend.aset(key, value, ttl)
+
+    async def delete(self, key: str) -> None:
+        if self.mode == "sync":
+            self.backend.delete(key)
+        else:
+            await self.backend.adelete(key)
+
+    async def clear(self) -> None:
+        if self.mode == "sync":
+            self.backend.clear()
+        else:
+            await self.backend.aclear()
+
+    async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        if self.mode == "sync":
+            return self.backend.get_many(keys)
+        return await self.backend.aget_many(keys)
+
+    async def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        if self.mode == "sync":
+            self.backend.set_many(items, ttl)
+        else:
+            await self.backend.aset_many(items, ttl)
+
+    async def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        if self.mode == "sync":
+            return self.backend.add(key, value, ttl)
+        return await self.backend.aadd(key, value, ttl)
+
+    async def close(self) -> None:
+        if self.mode == "sync":
+            self.backend.close()
+        else:
+            await self.backend.aclose()
+
+
+class BackendContract:
+    """The rules of :mod:`llmcache.backends.base`, as tests. Subclass it; see the module doc."""
+
+    #: True when two namespaces built by ``make_backend`` live in one store (disk, Redis, ...).
+    shares_store: bool = True
+    #: Short TTL used by expiry tests, in seconds.
+    short_ttl: float = 0.5
+
+    @pytest.fixture
+    def make_backend(self) -> Callable[[str], Backend]:
+        raise NotImplementedError("define a make_backend fixture returning namespace -> Backend")
+
+    @pytest.fixture(params=["sync", "async"])
+    def mode(self, request: pytest.FixtureRequest) -> str:
+        return str(request.param)
+
+    @pytest.fixture
+    def namespace(self) -> str:
+        return f"t{uuid.uuid4().hex[:12]}"
+
+    @pytest_asyncio.fixture
+    async def store(
+        self, make_backend: Callable[[str], Backend], mode: str, namespace: str
+    ) -> AsyncIterator[Ops]:
+        ops = Ops(make_backend(namespace), mode)
+        try:
+            yield ops
+        finally:
+            await ops.clear()
+            await ops.close()
+
+    def write_foreign(self, backend: Backend, key: str, value: bytes) -> None:
+        """Write a key this library does not own into ``backend``'s store (override to enable)."""
+        pytest.skip(f"{type(self).__name__} does not define write_foreign")
+
+    def read_foreign(self, backend: Backend, key: str) -> bytes | None:
+        """Read a foreign key written by :meth:`write_foreign`."""
+        raise NotImplementedError
+
+    # -- get / set ----------------------------------------------------------------------------
+    async def test_missing_key_is_a_miss(self, store: Ops) -> None:
+        assert await store.get("absent") is None
+
+    async def test_set_then_get_returns_the_same_bytes(self, store: Ops) -> None:
+        await store.set("k", b"answer")
+        assert await store.get("k") == b"answer"
+
+    async def test_set_overwrites(self, store: Ops) -> None:
+        await store.set("k", b"first")
+        await store.set("k", b"second")
+        assert await store.get("k") == b"second"
+
+    async def test_keys_are_distinct(self, store: Ops) -> None:
+        await store.set("k1", b"one")
+        await store.set("k2", b"two")
+        assert (await store.get("k1"), await store.get("k2")) == (b"one", b"two")
+
+    async def test_keys_with_separators_and_unicode(self, store: Ops) -> None:
+        key = "v1:" + "é✓:*?[]" + "x" * 200
+        await store.set(key, b"odd key")
+        assert await store.get(key) == b"odd key"
+        assert await store.get("v1:") is None
+
+    @pytest.mark.parametrize("size", [1, 1000, 4 * MiB])
+    async def test_values_are_binary_safe(self, store: Ops, size: int) -> None:
+        value = bytes(range(256)) * (size // 256) + os.urandom(size % 256)
+        await store.set("blob", value)
+        assert await store.get("blob") == value
+
+    # -- ttl ----------------------------------------------------------------------------------
+    async def test_entry_expires_after_ttl(self, store: Ops) -> None:
+        await store.set("short", b"x", ttl=self.short_ttl)
+        await store.set("long", b"y", ttl=3600)
+        assert await store.get("short") == b"x"
+        await asyncio.sleep(self.short_ttl + 0.6)
+        assert await store.get("short") is None
+        assert await store.get("long") == b"y"
+
+    async def test_non_positive_ttl_is_a_config_error(self, store: Ops) -> None:
+        with pytest.raises(ConfigError, match="ttl"):
+            await store.set("k", b"v", ttl=0)
+        assert await store.get("k") is None
+
+    # -- delete / clear -----------------------------------------------------------------------
+    async def test_delete_removes_and_is_idempotent(self, store: Ops) -> None:
+        await store.set("k", b"v")
+        await store.delete("k")
+        assert await store.get("k") is None
+        await store.delete("k")
+        await store.delete("never-there")
+
+    async def test_clear_removes_only_its_namespace(
+        self, store: Ops, make_backend: Callable[[str], Backend], namespace: str
+    ) -> None:
+        other = Ops(make_backend(namespace + "o"), store.mode)
+        try:
+            await store.set("k", b"mine")
+            await store.set("k2", b"mine too")
+            await other.set("k", b"theirs")
+            await store.clear()
+            assert await store.get("k") is None
+            assert await store.get("k2") is None
+            assert await other.get("k") == b"theirs"
+            # The namespace stays usable after a clear.
+            await store.set("k", b"again")
+            assert await store.get("k") == b"again"
+        finally:
+            await other.clear()
+            await other.close()
+
+    async def test_namespaces_do_not_see_each_other(
+        self, store: Ops, make_backend: Callable[[str], Backend], namespace: str
+    ) -> None:
+        other = Ops(make_backend(namespace + "o"), store.mode)
+        try:
+            await store.set("same", b"mine")
+            assert await other.get("same") is None
+        finally:
+            await other.close()
+
+    async def test_clear_leaves_foreign_keys(self, store: Ops) -> None:
+        key = f"foreign:{uuid.uuid4().hex}"
+        self.write_foreign(store.backend, key, b"not ours")
+        await store.set("k", b"ours")
+        await store.clear()
+        assert self.read_foreign(store.backend, key) == b"not ours"
+
+    # -- optional capabilities ----------------------------------------------------------------
+    async def test_get_many_and_set_many(self, store: Ops) -> None:
+        await store.set_many({"a": b"1", "b": b"2", "c": b"3"}, ttl=60)
+        assert await store.get_many(["a", "missing", "c", "b"]) == [b"1", None, b"3", b"2"]
+        assert await store.get_many([]) == []
+
+    async def test_add_stores_only_when_absent(self, store: Ops) -> None:
+        assert await store.add("lock", b"first", ttl=60) is True
+        assert await store.add("lock", b"second", ttl=60) is False
+        assert await store.get("lock") == b"first"
+
+    # -- concurrency --------------------------------------------------------------------------
+    async def test_concurrent_writers(self, store: Ops) -> None:
+        writers, per_writer = 8, 25
+        if store.mode == "async":
+            await asyncio.gather(
+                *(
+                    store.set(f"w{w}-{i}", f"{w}:{i}".encode())
+                    for w in range(writers)
+                    for i in range(per_writer)
+                ),
+                *(store.set("shared", f"shared-{w}".encode()) for w in range(writers)),
+            )
+        else:
+            errors: list[BaseException] = []
+
+            def write(w: int) -> None:
+                try:
+                    for i in range(per_writer):
+                        store.backend.set(f"w{w}-{i}", f"{w}:{i}".encode())
+                        store.backend.set("shared", f"shared-{w}".encode())
+                except BaseException as exc:  # surfaced below
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert errors == []
+        for w in range(writers):
+            for i in range(per_writer):
+                assert await store.get(f"w{w}-{i}") == f"{w}:{i}".encode()
+        assert await store.get("shared") in {f"shared-{w}".encode() for w in range(writers)}
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float = 10.0, interval: float = 0.05) -> Any:
+    """Poll ``predicate`` until it returns a truthy value or ``timeout`` seconds pass."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval)
+
+
+def server_missing(reason: str) -> None:
+    """Skip the current test because a server cannot be started, or fail it in CI.
+
+    When ``LLMCACHE_REQUIRE_SERVERS=1`` (CI sets it) a missing server is a failure, so a green run
+    always means the server-backed tests really ran.
+    """
+    if os.environ.get(REQUIRE_SERVERS_ENV, "") not in ("", "0", "false", "no"):
+        pytest.fail(f"{reason} ({REQUIRE_SERVERS_ENV} is set, so this is a failure)")
+    pytest.skip(reason)

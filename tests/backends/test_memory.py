@@ -1,0 +1,40 @@
+"""memory:// against the backend contract, plus its own LRU rule."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from llmcache.backends.base import Backend
+from llmcache.backends.memory import MemoryBackend
+from llmcache.errors import ConfigError
+from llmcache.registry import create_backend
+from llmcache.testing import BackendContract
+
+
+class TestMemoryContract(BackendContract):
+    shares_store = False
+
+    @pytest.fixture
+    def make_backend(self) -> Callable[[str], Backend]:
+        return lambda namespace: MemoryBackend(namespace=namespace)
+
+
+def test_least_recently_used_entry_is_evicted() -> None:
+    store = MemoryBackend(max_entries=2)
+    store.set("a", b"1")
+    store.set("b", b"2")
+    assert store.get("a") == b"1"  # touch a: b is now the least recently used
+    store.set("c", b"3")
+    assert (store.get("a"), store.get("b"), store.get("c")) == (b"1", None, b"3")
+
+
+def test_url_options_are_typed_and_checked() -> None:
+    store = create_backend("memory://?max_entries=3&default_ttl=5")
+    assert isinstance(store, MemoryBackend)
+    assert (store.max_entries, store.default_ttl) == (3, 5.0)
+    with pytest.raises(ConfigError, match=r"max_entires.*valid options: default_ttl, max_entries"):
+        create_backend("memory://?max_entires=3")
+    with pytest.raises(ConfigError, match=r"'lots'.*max_entries"):
+        create_backend("memory://?max_entries=lots")
