@@ -222,7 +222,7 @@ class _Control(cpb_grpc.ScsControlServicer):  # type: ignore[misc]
         self.h = handler
         self.state = handler.state
 
-    def CreateCache(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def CreateCache(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.h.enter("CreateCache", context)
         name = request.cache_name
         if not name:
@@ -233,25 +233,29 @@ class _Control(cpb_grpc.ScsControlServicer):  # type: ignore[misc]
             self.state.caches[name] = {}
         return cpb._CreateCacheResponse()
 
-    def DeleteCache(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def DeleteCache(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.h.enter("DeleteCache", context)
         with self.state.lock:
             if self.state.caches.pop(request.cache_name, None) is None:
-                _abort(context, grpc.StatusCode.NOT_FOUND, f"cache {request.cache_name!r} not found")
+                _abort(
+                    context, grpc.StatusCode.NOT_FOUND, f"cache {request.cache_name!r} not found"
+                )
         return cpb._DeleteCacheResponse()
 
-    def ListCaches(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def ListCaches(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.h.enter("ListCaches", context)
         with self.state.lock:
             names = sorted(self.state.caches)
         return cpb._ListCachesResponse(cache=[cpb._Cache(cache_name=n) for n in names])
 
-    def FlushCache(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def FlushCache(self, request: Any, context: grpc.ServicerContext) -> Any:
         self.h.enter("FlushCache", context)
         with self.state.lock:
             cache = self.state.caches.get(request.cache_name)
             if cache is None:
-                _abort(context, grpc.StatusCode.NOT_FOUND, f"cache {request.cache_name!r} not found")
+                _abort(
+                    context, grpc.StatusCode.NOT_FOUND, f"cache {request.cache_name!r} not found"
+                )
             cache.clear()
         return cpb._FlushCacheResponse()
 
@@ -319,7 +323,7 @@ class _Data(pb_grpc.ScsServicer):  # type: ignore[misc]
         )
 
     # -- scalar RPCs -----------------------------------------------------------------------------
-    def Get(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def Get(self, request: Any, context: grpc.ServicerContext) -> Any:
         _, cache = self._cache("Get", context)
         with self.state.lock:
             item = self._live(cache, request.cache_key)
@@ -329,7 +333,7 @@ class _Data(pb_grpc.ScsServicer):  # type: ignore[misc]
             self._wrong_type(context, request.cache_key, "scalar")
         return pb._GetResponse(result=pb.Hit, cache_body=item.value)
 
-    def Set(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def Set(self, request: Any, context: grpc.ServicerContext) -> Any:
         name, cache = self._cache("Set", context)
         expires = self._ttl(context, request.ttl_milliseconds)
         self._size(context, request.cache_key, request.cache_body)
@@ -338,7 +342,7 @@ class _Data(pb_grpc.ScsServicer):  # type: ignore[misc]
             self._wrote(name, cache)
         return pb._SetResponse(result=pb.Ok)
 
-    def SetIfNotExists(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def SetIfNotExists(self, request: Any, context: grpc.ServicerContext) -> Any:
         name, cache = self._cache("SetIfNotExists", context)
         expires = self._ttl(context, request.ttl_milliseconds)
         self._size(context, request.cache_key, request.cache_body)
@@ -351,13 +355,13 @@ class _Data(pb_grpc.ScsServicer):  # type: ignore[misc]
             self._wrote(name, cache)
         return pb._SetIfNotExistsResponse(stored=pb._SetIfNotExistsResponse._Stored())
 
-    def Delete(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def Delete(self, request: Any, context: grpc.ServicerContext) -> Any:
         _, cache = self._cache("Delete", context)
         with self.state.lock:
             cache.pop(request.cache_key, None)
         return pb._DeleteResponse()
 
-    def Increment(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def Increment(self, request: Any, context: grpc.ServicerContext) -> Any:
         name, cache = self._cache("Increment", context)
         expires = self._ttl(context, request.ttl_milliseconds)
         with self.state.lock:
@@ -376,7 +380,7 @@ class _Data(pb_grpc.ScsServicer):  # type: ignore[misc]
         return pb._IncrementResponse(value=value)
 
     # -- list RPCs (chat history) ------------------------------------------------------------------
-    def ListPushBack(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def ListPushBack(self, request: Any, context: grpc.ServicerContext) -> Any:
         name, cache = self._cache("ListPushBack", context)
         expires = self._ttl(context, request.ttl_milliseconds)
         if len(request.value) > MAX_ELEMENT_BYTES:
@@ -411,7 +415,7 @@ class _Data(pb_grpc.ScsServicer):  # type: ignore[misc]
                 self._wrong_type(context, key, "list")
             return list(item.value)
 
-    def ListFetch(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def ListFetch(self, request: Any, context: grpc.ServicerContext) -> Any:
         _, cache = self._cache("ListFetch", context)
         values = self._list(cache, request.list_name, context)
         if values is None:
@@ -420,7 +424,7 @@ class _Data(pb_grpc.ScsServicer):  # type: ignore[misc]
         end = request.exclusive_end if request.HasField("exclusive_end") else None
         return pb._ListFetchResponse(found=pb._ListFetchResponse._Found(values=values[start:end]))
 
-    def ListLength(self, request: Any, context: grpc.ServicerContext) -> Any:  # noqa: N802
+    def ListLength(self, request: Any, context: grpc.ServicerContext) -> Any:
         _, cache = self._cache("ListLength", context)
         values = self._list(cache, request.list_name, context)
         if values is None:
@@ -531,9 +535,11 @@ class MomentoLocalServer:
         rpcs: str | Iterable[str] | None = None,
         count: int | None = None,
     ) -> None:
-        """Abort matching RPCs (``rpcs`` names, default all) with ``code``; ``count`` times or forever."""
+        """Abort matching RPCs (``rpcs``, default all) with ``code``, ``count`` times or forever."""
         with self._state.lock:
-            self._state.faults.append(_Fault(code=_status(code), rpcs=_rpc_set(rpcs), remaining=count))
+            self._state.faults.append(
+                _Fault(code=_status(code), rpcs=_rpc_set(rpcs), remaining=count)
+            )
 
     def delay(
         self,
