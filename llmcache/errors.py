@@ -3,8 +3,8 @@
 ::
 
     LLMCacheError                 root: catch this to catch everything llmcache raises
-     ├── ConfigError              bad settings, URL or option (the message names the field and value)
-     ├── BackendError             the store failed an operation (driver errors are chained ``from``)
+     ├── ConfigError              bad settings, URL or option (names the field and value)
+     ├── BackendError             a store operation failed (driver error chained ``from``)
      │    └── BackendUnavailable  the driver is not installed, or the store cannot be reached
      └── CodecError               bytes that are not ours, are corrupt, or need another key
 """

@@ -56,10 +56,12 @@ class BackendOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-O = TypeVar("O", bound=BackendOptions)
+OptionsT = TypeVar("OptionsT", bound=BackendOptions)
 
 
-def parse_options(model: type[O], scheme: str, values: Mapping[str, Any]) -> O:
+def parse_options(
+    model: type[OptionsT], scheme: str, values: Mapping[str, Any]
+) -> OptionsT:
     """Validate ``values`` against ``model``; raise :class:`ConfigError` naming field and value."""
     valid = sorted(model.model_fields)
     unknown = sorted(set(values) - set(valid))

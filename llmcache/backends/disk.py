@@ -1,0 +1,132 @@
+"""Disk backend on diskcache (SQLite + files): survives restarts, shared by processes.
+
+Several processes may read and write one directory at once (SQLite's locking); entries expire by
+TTL and the least recently stored go first when ``size_limit`` is reached.
+
+Example::
+
+    from llmcache import from_url
+
+    cache = from_url("disk:///var/cache/llm?size_limit=2GB")
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal, Self
+from urllib.parse import unquote, urlsplit
+
+import diskcache
+from pydantic import ByteSize, Field
+
+from llmcache.backends.base import Backend, BackendOptions, parse_options, url_options
+from llmcache.errors import BackendError, ConfigError
+
+__all__ = ["DiskBackend", "DiskOptions"]
+
+
+class DiskOptions(BackendOptions):
+    """Options of ``disk://``."""
+
+    size_limit: ByteSize = Field(default=ByteSize(1 << 30), gt=0)
+    default_ttl: float | None = Field(default=None, gt=0)
+    # least-recently-stored never writes on a read, so hits stay cheap and concurrent; LRU
+    # turns every hit into a write.
+    eviction_policy: Literal["least-recently-stored", "least-recently-used", "none"] = (
+        "least-recently-stored"
+    )
+    # Seconds a writer waits for SQLite's lock before the operation counts as a fault.
+    timeout: float = Field(default=2.0, gt=0)
+
+
+def _path_of(url: str) -> Path:
+    parts = urlsplit(url)
+    raw = unquote(parts.netloc + parts.path)
+    if not raw:
+        raise ConfigError(f"invalid disk URL {url!r}: give a directory, e.g. disk:///tmp/llmcache")
+    return Path(os.path.expanduser(raw))
+
+
+class DiskBackend(Backend):
+    """Stores bytes in a diskcache directory; namespaces are diskcache tags in one directory."""
+
+    schemes = ("disk",)
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        namespace: str = "default",
+        size_limit: int = 1 << 30,
+        default_ttl: float | None = None,
+        eviction_policy: str = "least-recently-stored",
+        timeout: float = 2.0,
+    ) -> None:
+        super().__init__(namespace=namespace, default_ttl=default_ttl)
+        self.directory = Path(directory)
+        try:
+            self._cache = diskcache.Cache(
+                str(self.directory),
+                size_limit=int(size_limit),
+                eviction_policy=eviction_policy,
+                timeout=timeout,
+                tag_index=True,
+            )
+        except OSError as exc:
+            raise ConfigError(f"cannot open disk cache at {str(self.directory)!r}: {exc}") from exc
+
+    @classmethod
+    def from_url(cls, url: str, *, namespace: str = "default", **options: Any) -> Self:
+        opts = parse_options(DiskOptions, "disk", url_options(url, options))
+        return cls(_path_of(url), namespace=namespace, **opts.model_dump())
+
+    def get(self, key: str) -> bytes | None:
+        try:
+            value = self._cache.get(self.full_key(key), default=None, retry=True)
+        except Exception as exc:
+            raise BackendError(f"disk cache read failed: {exc}") from exc
+        return value if isinstance(value, bytes) else None
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        expire = self.effective_ttl(ttl)
+        try:
+            self._cache.set(
+                self.full_key(key), bytes(value), expire=expire, tag=self.namespace, retry=True
+            )
+        except Exception as exc:
+            raise BackendError(f"disk cache write failed: {exc}") from exc
+
+    def delete(self, key: str) -> None:
+        try:
+            self._cache.delete(self.full_key(key), retry=True)
+        except Exception as exc:
+            raise BackendError(f"disk cache delete failed: {exc}") from exc
+
+    def clear(self) -> None:
+        try:
+            self._cache.evict(self.namespace, retry=True)
+        except Exception as exc:
+            raise BackendError(f"disk cache clear failed: {exc}") from exc
+
+    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        expire = self.effective_ttl(ttl)
+        try:
+            return bool(
+                self._cache.add(
+                    self.full_key(key), bytes(value), expire=expire, tag=self.namespace, retry=True
+                )
+            )
+        except Exception as exc:
+            raise BackendError(f"disk cache write failed: {exc}") from exc
+
+    def close(self) -> None:
+        self._cache.close()
+
+    def info(self) -> dict[str, Any]:
+        return {
+            **super().info(),
+            "directory": str(self.directory),
+            "entries_all_namespaces": len(self._cache),
+            "bytes_on_disk": self._cache.volume(),
+        }

@@ -1,0 +1,347 @@
+"""The cache: key policy + codec + backend + stats + failure policy, sync and async.
+
+Example::
+
+    from llmcache import LLMCache
+
+    cache = LLMCache.from_url("memory://", ttl=3600)
+    cache.update("What is 2+2?", "[('_type', 'fake')]", [{"text": "4"}])
+    assert cache.lookup("What is 2+2?", "[('_type', 'fake')]") == [{"text": "4"}]
+
+An *answer* is any JSON value (the LangChain adapter stores a list of generations). Under the
+``sample:k`` temperature mode a key keeps up to k answers and serves them in turn.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal, Self
+
+from llmcache._breaker import CircuitBreaker
+from llmcache.backends.base import Backend
+from llmcache.codec import DEFAULT_COMPRESS_MIN_BYTES, Codec
+from llmcache.config import Settings
+from llmcache.errors import BackendError, CodecError, ConfigError
+from llmcache.keys import KeyDecision, KeyPolicy
+from llmcache.registry import create_backend
+from llmcache.stats import Stats
+
+__all__ = ["DEFAULT_TTL", "LLMCache", "OnError"]
+
+log = logging.getLogger("llmcache")
+
+OnError = Literal["miss", "raise"]
+DEFAULT_TTL = 86_400.0  # one day: long enough to pay off, short enough for models to change
+_SAMPLE_TURNS_KEPT = 10_000  # keys whose round-robin position we remember (bounded memory)
+_FAULT_LOG_INTERVAL = 60.0  # seconds: a burst of store faults is logged once, not per call
+
+
+class LLMCache:
+    """Caches LLM answers in a backend; never makes the caller's call fail (by default)."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        policy: KeyPolicy | None = None,
+        codec: Codec | None = None,
+        ttl: float | None = DEFAULT_TTL,
+        on_error: OnError = "miss",
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        if on_error not in ("miss", "raise"):
+            raise ConfigError(f"invalid on_error {on_error!r}: use 'miss' or 'raise'")
+        if ttl is not None and ttl <= 0:
+            raise ConfigError(f"invalid ttl {ttl!r}: must be a positive number of seconds")
+        self.backend = backend
+        self.policy = policy or KeyPolicy()
+        self.codec = codec or Codec()
+        self.ttl = ttl
+        self.on_error = on_error
+        self.breaker = breaker or CircuitBreaker()
+        self.stats = Stats()
+        self._turns: OrderedDict[str, int] = OrderedDict()
+        self._turns_lock = threading.Lock()
+        self._last_fault_log = 0.0
+
+    # -- construction -------------------------------------------------------------------------
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        namespace: str = "default",
+        ttl: float | None = DEFAULT_TTL,
+        policy: KeyPolicy | None = None,
+        on_error: OnError = "miss",
+        compress_min_bytes: int | None = DEFAULT_COMPRESS_MIN_BYTES,
+        **options: Any,
+    ) -> Self:
+        """Build a cache on the backend named by ``url``; ``options`` go to the backend."""
+        backend = create_backend(url, namespace=namespace, **options)
+        return cls(
+            backend,
+            policy=policy,
+            codec=Codec(compress_min_bytes=compress_min_bytes),
+            ttl=ttl,
+            on_error=on_error,
+        )
+
+    @classmethod
+    def from_settings(cls, settings: Settings | None = None) -> Self:
+        """Build a cache from :class:`Settings` (read from env/files when not given)."""
+        from llmcache.registry import backend_class, scheme_of
+
+        settings = settings or load_settings()
+        backend_cls = backend_class(scheme_of(settings.url))
+        options = {**backend_cls.settings_options(settings), **settings.options}
+        backend = backend_cls.from_url(settings.url, namespace=settings.namespace, **options)
+        policy = KeyPolicy(
+            temperature=settings.key.temperature,
+            version=settings.key.version,
+            ignore_params=frozenset(settings.key.ignore_params),
+        )
+        return cls(
+            backend,
+            policy=policy,
+            codec=Codec(compress_min_bytes=settings.compress_min_bytes),
+            ttl=settings.ttl,
+            on_error=settings.on_error,
+            breaker=CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown),
+        )
+
+    # -- sync ---------------------------------------------------------------------------------
+    def lookup(self, prompt: str, llm_string: str) -> Any | None:
+        """The cached answer for this request, or ``None`` (miss, bypass or store fault)."""
+        decision = self._decide(prompt, llm_string)
+        if decision is None or decision.key is None:
+            return None
+        start = time.perf_counter()
+        with self._guard("lookup") as ok:
+            data = self.backend.get(decision.key)
+        if not ok:
+            return None
+        answer = self._answer_from(decision, data)
+        self.stats.lookup_latency.add(time.perf_counter() - start)
+        return answer
+
+    def update(self, prompt: str, llm_string: str, answer: Any) -> None:
+        """Store ``answer`` for this request (no-op when the policy bypasses it)."""
+        decision = self._decide(prompt, llm_string)
+        if decision is None or decision.key is None:
+            return
+        start = time.perf_counter()
+        key = decision.key
+        stored: list[Any] = []
+        if decision.samples > 1:
+            with self._guard("update") as ok:
+                data = self.backend.get(key)
+            if not ok:
+                return
+            stored = self._stored_answers(key, data) or []
+            if len(stored) >= decision.samples:
+                return
+        payload = self._encode(key, [*stored, answer])
+        with self._guard("update"):
+            self.backend.set(key, payload, self.ttl)
+            self._count_write(payload)
+        self.stats.update_latency.add(time.perf_counter() - start)
+
+    def clear(self) -> None:
+        """Remove every entry of this cache's namespace (other namespaces are untouched)."""
+        with self._guard("clear"):
+            self.backend.clear()
+
+    def close(self) -> None:
+        """Close the backend."""
+        self.backend.close()
+
+    # -- async --------------------------------------------------------------------------------
+    async def alookup(self, prompt: str, llm_string: str) -> Any | None:
+        """Async :meth:`lookup`, on the backend's native async path."""
+        decision = self._decide(prompt, llm_string)
+        if decision is None or decision.key is None:
+            return None
+        start = time.perf_counter()
+        with self._guard("lookup") as ok:
+            data = await self.backend.aget(decision.key)
+        if not ok:
+            return None
+        answer = self._answer_from(decision, data)
+        self.stats.lookup_latency.add(time.perf_counter() - start)
+        return answer
+
+    async def aupdate(self, prompt: str, llm_string: str, answer: Any) -> None:
+        """Async :meth:`update`."""
+        decision = self._decide(prompt, llm_string)
+        if decision is None or decision.key is None:
+            return
+        start = time.perf_counter()
+        key = decision.key
+        stored: list[Any] = []
+        if decision.samples > 1:
+            with self._guard("update") as ok:
+                data = await self.backend.aget(key)
+            if not ok:
+                return
+            stored = self._stored_answers(key, data) or []
+            if len(stored) >= decision.samples:
+                return
+        payload = self._encode(key, [*stored, answer])
+        with self._guard("update"):
+            await self.backend.aset(key, payload, self.ttl)
+            self._count_write(payload)
+        self.stats.update_latency.add(time.perf_counter() - start)
+
+    async def aclear(self) -> None:
+        """Async :meth:`clear`."""
+        with self._guard("clear"):
+            await self.backend.aclear()
+
+    async def aclose(self) -> None:
+        """Async :meth:`close`."""
+        await self.backend.aclose()
+
+    def explain(self, prompt: str, llm_string: str) -> str:
+        """The key material of a request as readable JSON (what identifies it, what was dropped)."""
+        return self.policy.explain(prompt, llm_string)
+
+    # -- internals ----------------------------------------------------------------------------
+    def _decide(self, prompt: str, llm_string: str) -> KeyDecision | None:
+        decision = self.policy.decide(prompt, llm_string)
+        if decision.key is None:
+            self.stats.incr("bypasses")
+            return None
+        if not self.breaker.allow():
+            # The store kept failing: skip it entirely (no timeout paid) until the probe.
+            self.stats.incr("skipped_open_circuit")
+            self.stats.incr("misses")
+            return None
+        return decision
+
+    @contextmanager
+    def _guard(self, op: str) -> Iterator[_Flag]:
+        """Run a store operation; a fault is counted, logged once per burst, and swallowed.
+
+        ``with self._guard(op) as ok:`` then ``if ok:`` (the flag is set when the block exits).
+        Any exception counts as a fault: a buggy or misconfigured store must not fail the LLM
+        call (it is logged). Cancellation (a BaseException) passes through.
+        """
+        flag = _Flag()
+        try:
+            yield flag
+        except Exception as exc:
+            flag.ok = False
+            self._fault(op, exc)
+        else:
+            flag.ok = True
+            self.breaker.success()
+
+    def _fault(self, op: str, exc: Exception) -> None:
+        self.stats.incr("errors")
+        self.breaker.failure()
+        if self.on_error == "raise":
+            if isinstance(exc, BackendError):
+                raise exc
+            raise BackendError(f"cache {op} failed: {exc}") from exc
+        now = time.monotonic()
+        if now - self._last_fault_log >= _FAULT_LOG_INTERVAL:
+            self._last_fault_log = now
+            log.warning(
+                "llmcache %s on %r failed (%s); serving misses, not logging again for %ds",
+                op,
+                self.backend,
+                exc,
+                _FAULT_LOG_INTERVAL,
+            )
+        if op == "lookup":
+            self.stats.incr("misses")
+
+    def _encode(self, key: str, answers: list[Any]) -> bytes:
+        return self.codec.encode(key, answers)
+
+    def _count_write(self, payload: bytes) -> None:
+        self.stats.incr("writes")
+        self.stats.incr("bytes_written", len(payload))
+
+    def _stored_answers(self, key: str, data: bytes | None) -> list[Any] | None:
+        if data is None:
+            return None
+        try:
+            answers = self.codec.decode(key, data)
+        except CodecError as exc:
+            self.stats.incr("decode_errors")
+            log.debug("llmcache: undecodable value under %s: %s", key, exc)
+            return None
+        if not isinstance(answers, list) or not answers:
+            self.stats.incr("decode_errors")
+            return None
+        return answers
+
+    def _answer_from(self, decision: KeyDecision, data: bytes | None) -> Any | None:
+        assert decision.key is not None
+        answers = self._stored_answers(decision.key, data)
+        if answers is None or len(answers) < decision.samples:
+            # Under sample:k a key is a miss until k answers are stored.
+            self.stats.incr("misses")
+            return None
+        self.stats.incr("hits")
+        self.stats.incr("bytes_read", len(data or b""))
+        if decision.samples == 1:
+            return answers[0]
+        return answers[self._next_turn(decision.key) % len(answers)]
+
+    def _next_turn(self, key: str) -> int:
+        with self._turns_lock:
+            turn = self._turns.pop(key, -1) + 1
+            self._turns[key] = turn
+            if len(self._turns) > _SAMPLE_TURNS_KEPT:
+                self._turns.popitem(last=False)
+            return turn
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"LLMCache({self.backend!r}, policy={self.policy!r})"
+
+
+class _Flag:
+    """Outcome of a guarded store operation (set when the ``with`` block exits)."""
+
+    __slots__ = ("ok",)
+
+    def __init__(self) -> None:
+        self.ok = False
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read :class:`Settings`; invalid values become a :class:`ConfigError` naming the field."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = "__".join(str(p) for p in err["loc"])
+        raise ConfigError(
+            f"invalid setting {field!r} (env LLMCACHE_{field.upper()}): "
+            f"{err.get('input')!r}: {err['msg']}"
+        ) from None

@@ -1,0 +1,79 @@
+"""Counters and latency percentiles of one :class:`~llmcache.LLMCache`, readable as a dict.
+
+Example::
+
+    cache.stats.as_dict()
+    # {'hits': 3, 'misses': 1, 'hit_ratio': 0.75, 'lookup_ms': {'p50': 0.04, ...}, ...}
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from typing import Any
+
+__all__ = ["LatencyWindow", "Stats"]
+
+COUNTERS = (
+    "hits",
+    "misses",
+    "bypasses",
+    "writes",
+    "errors",
+    "decode_errors",
+    "skipped_open_circuit",
+    "bytes_read",
+    "bytes_written",
+)
+
+
+class LatencyWindow:
+    """The last ``size`` latencies (seconds), for percentiles; old samples fall off."""
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._samples: deque[float] = deque(maxlen=size)
+
+    def add(self, seconds: float) -> None:
+        self._samples.append(seconds)  # deque.append is atomic under the GIL
+
+    def percentiles_ms(self) -> dict[str, float]:
+        samples = sorted(self._samples)
+        if not samples:
+            return {}
+        last = len(samples) - 1
+        return {
+            name: round(samples[min(last, int(q * len(samples)))] * 1000, 4)
+            for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))
+        } | {"count": float(len(samples))}
+
+
+class Stats:
+    """Thread-safe counters plus lookup and update latency windows."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts = dict.fromkeys(COUNTERS, 0)
+        self.lookup_latency = LatencyWindow()
+        self.update_latency = LatencyWindow()
+
+    def incr(self, name: str, amount: int = 1) -> None:
+        with self._lock:
+            self._counts[name] += amount
+
+    def __getitem__(self, name: str) -> int:
+        return self._counts[name]
+
+    def reset(self) -> None:
+        with self._lock:
+            self._counts = dict.fromkeys(COUNTERS, 0)
+        self.lookup_latency = LatencyWindow()
+        self.update_latency = LatencyWindow()
+
+    def as_dict(self) -> dict[str, Any]:
+        with self._lock:
+            counts: dict[str, Any] = dict(self._counts)
+        looked_up = counts["hits"] + counts["misses"]
+        counts["hit_ratio"] = round(counts["hits"] / looked_up, 4) if looked_up else None
+        counts["lookup_ms"] = self.lookup_latency.percentiles_ms()
+        counts["update_ms"] = self.update_latency.percentiles_ms()
+        return counts

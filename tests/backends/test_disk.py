@@ -1,0 +1,82 @@
+"""disk:// against the backend contract, plus persistence across processes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from llmcache.backends.base import Backend
+from llmcache.backends.disk import DiskBackend
+from llmcache.errors import ConfigError
+from llmcache.registry import create_backend
+from llmcache.testing import BackendContract
+
+
+class TestDiskContract(BackendContract):
+    @pytest.fixture
+    def make_backend(self, tmp_path: Path) -> Iterator[Callable[[str], Backend]]:
+        made: list[Backend] = []
+
+        def make(namespace: str) -> Backend:
+            made.append(DiskBackend(tmp_path / "cache", namespace=namespace))
+            return made[-1]
+
+        yield make
+        for backend in made:
+            backend.close()
+
+    def write_foreign(self, backend: Backend, key: str, value: bytes) -> None:
+        assert isinstance(backend, DiskBackend)
+        backend._cache.set(key, value)  # a key written by some other user of the directory
+
+    def read_foreign(self, backend: Backend, key: str) -> bytes | None:
+        assert isinstance(backend, DiskBackend)
+        value = backend._cache.get(key)
+        return value if isinstance(value, bytes) else None
+
+
+def test_entries_survive_a_new_process(tmp_path: Path) -> None:
+    with create_backend(f"disk://{tmp_path}", namespace="app") as store:
+        store.set("k", b"written by the test process", ttl=60)
+    code = (
+        "from llmcache.registry import create_backend\n"
+        f"s = create_backend('disk://{tmp_path}', namespace='app')\n"
+        "print(s.get('k').decode()); s.set('k2', b'from child', ttl=60); s.close()\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "written by the test process"
+    with create_backend(f"disk://{tmp_path}", namespace="app") as store:
+        assert store.get("k2") == b"from child"
+
+
+def test_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
+    code = (
+        "import sys\nfrom llmcache.registry import create_backend\n"
+        f"s = create_backend('disk://{tmp_path}', namespace='app')\n"
+        "w = sys.argv[1]\n"
+        "for i in range(200): s.set(f'{w}-{i}', f'{w}:{i}'.encode())\n"
+        "s.close()\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(w)]) for w in range(4)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0, 0]
+    with create_backend(f"disk://{tmp_path}", namespace="app") as store:
+        for w in range(4):
+            assert all(store.get(f"{w}-{i}") == f"{w}:{i}".encode() for i in range(200))
+
+
+def test_size_limit_is_parsed_with_units(tmp_path: Path) -> None:
+    store = create_backend(f"disk://{tmp_path}?size_limit=10MB")
+    assert isinstance(store, DiskBackend)
+    assert store._cache.size_limit == 10_000_000
+    store.close()
+    with pytest.raises(ConfigError, match=r"'ten'.*size_limit"):
+        create_backend(f"disk://{tmp_path}?size_limit=ten")
+
+
+def test_disk_url_needs_a_directory() -> None:
+    with pytest.raises(ConfigError, match="give a directory"):
+        create_backend("disk://")
