@@ -1,0 +1,144 @@
+"""Helpers of the Redis backend: URL parsing and driver errors turned into readable ones.
+
+URL forms::
+
+    redis://[[username]:password@]host[:port][/db][?option=value...]
+    rediss://...                         TLS (ElastiCache in-transit encryption)
+    valkey://..., valkeys://...          the same, for Valkey
+    redis+cluster://host:port[,host:port...]   cluster mode enabled (db must be 0)
+
+User name and password are percent-decoded; an empty one counts as absent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import unquote, urlsplit
+
+from redis.exceptions import (
+    AuthenticationError,
+    InvalidResponse,
+    RedisClusterException,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from llmcache.errors import BackendError, BackendUnavailable, ConfigError
+
+__all__ = ["DEFAULT_PORT", "RedisURL", "explain_error", "parse_redis_url"]
+
+DEFAULT_PORT = 6379
+_BASE_SCHEMES = {"redis": False, "rediss": True, "valkey": False, "valkeys": True}
+
+
+@dataclass(frozen=True)
+class RedisURL:
+    """What a Redis URL says, credentials included (never put this object in a message)."""
+
+    tls: bool
+    nodes: tuple[tuple[str, int], ...]
+    db: int
+    username: str | None
+    password: str | None
+
+    @property
+    def where(self) -> str:
+        """``host:port[,host:port]``: how messages name the server (no credentials)."""
+        return ",".join(f"{h}:{p}" if ":" not in h else f"[{h}]:{p}" for h, p in self.nodes)
+
+
+def _node(text: str, url_for_errors: str) -> tuple[str, int]:
+    host, port_text = text, ""
+    if text.startswith("["):  # [ipv6]:port
+        host, _, rest = text[1:].partition("]")
+        port_text = rest.removeprefix(":")
+    elif ":" in text:
+        host, _, port_text = text.rpartition(":")
+    if not host:
+        raise ConfigError(f"cache URL {url_for_errors!r} has no host")
+    if not port_text:
+        return host, DEFAULT_PORT
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ConfigError(f"invalid port {port_text!r} in cache URL {url_for_errors!r}")
+    return host, int(port_text)
+
+
+def parse_redis_url(url: str, *, cluster: bool = False) -> RedisURL:
+    """Split ``url``; a :class:`ConfigError` names what is wrong (never the password)."""
+    parts = urlsplit(url)
+    base, _, suffix = parts.scheme.lower().partition("+")
+    if base not in _BASE_SCHEMES or suffix not in ("", "cluster"):
+        raise ConfigError(
+            f"unsupported scheme {parts.scheme!r} for the Redis backend; use one of "
+            "redis, rediss, valkey, valkeys, redis+cluster, rediss+cluster"
+        )
+    userinfo, at, hostlist = parts.netloc.rpartition("@")
+    safe_url = url.replace(userinfo + at, "***@") if at else url
+    username, _, password = userinfo.partition(":")
+    text_nodes = [n.strip() for n in hostlist.split(",")] if hostlist else []
+    nodes = tuple(_node(n, safe_url) for n in text_nodes) or (("localhost", DEFAULT_PORT),)
+    if len(nodes) > 1 and not cluster:
+        raise ConfigError(
+            f"cache URL {safe_url!r} names {len(nodes)} hosts; several hosts are a cluster: "
+            "use redis+cluster:// (or rediss+cluster://)"
+        )
+    db_text = parts.path.strip("/") or "0"
+    if not db_text.isdigit():
+        raise ConfigError(
+            f"invalid database {db_text!r} in cache URL {safe_url!r}: expected /0-/15"
+        )
+    if cluster and int(db_text) != 0:
+        raise ConfigError(f"a Redis cluster has only database 0, not /{db_text} ({safe_url!r})")
+    return RedisURL(
+        tls=_BASE_SCHEMES[base],
+        nodes=nodes,
+        db=int(db_text),
+        username=unquote(username) or None,
+        password=unquote(password) or None,
+    )
+
+
+def explain_error(
+    exc: BaseException, op: str, url: RedisURL, username: str | None, has_password: bool
+) -> BackendError:
+    """A :class:`BackendError` for a driver error that says what to fix (never the password).
+
+    Unreachable / down / timed out is :class:`BackendUnavailable`; credentials, certificates and
+    protocol mix-ups (TLS vs plain) get a hint naming the URL part or option to change.
+    """
+    where = f"{op} on Redis at {url.where}"
+    text = str(exc) or type(exc).__name__
+    low = text.lower()
+    if isinstance(exc, AuthenticationError) or "wrongpass" in low or "noauth" in low:
+        who = f"user {username!r}" if username else "the default user"
+        hint = (
+            "check the password / AUTH token (URL or redis_password setting)"
+            if has_password
+            else "no password was given: put it in the URL (redis://user:password@host) "
+            "or in the redis_password setting"
+        )
+        return BackendError(f"{where}: authentication failed for {who} ({text}); {hint}")
+    if "certificate" in low:
+        return BackendError(
+            f"{where}: TLS certificate check failed ({text}); set ssl_ca_certs to the CA "
+            "that signed the server's certificate"
+        )
+    if "ssl" in low or "wrong version number" in low or "record layer" in low:
+        return BackendUnavailable(
+            f"{where}: TLS handshake failed ({text}); if the server does not use TLS "
+            "(no in-transit encryption), use redis://"
+        )
+    if not url.tls and ("closed by server" in low or "reset by peer" in low):
+        return BackendUnavailable(
+            f"{where}: the server closed the connection ({text}); if it requires TLS "
+            "(ElastiCache in-transit encryption), use rediss://"
+        )
+    if "name or service not known" in low or "nodename nor servname" in low:
+        text += f"; the host name {url.nodes[0][0]!r} does not resolve: check the endpoint"
+    if url.tls and "timeout connecting" in low:
+        text += "; if the server does not use TLS (no in-transit encryption), use redis://"
+    if isinstance(exc, InvalidResponse):
+        return BackendError(f"{where}: the server does not speak the Redis protocol ({text})")
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError | RedisClusterException):
+        return BackendUnavailable(f"{where} failed: {text}")
+    return BackendError(f"{where} failed: {text}")
