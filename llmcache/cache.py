@@ -333,15 +333,39 @@ class _Flag:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Read :class:`Settings`; invalid values become a :class:`ConfigError` naming the field."""
-    from pydantic import ValidationError
+    """Read :class:`Settings`; invalid values become a :class:`ConfigError` naming the field.
 
+    An unknown ``LLMCACHE_*`` environment variable is an error too: a typo such as
+    ``LLMCACHE_TTLL`` would otherwise be ignored without a word.
+    """
+    import os
+
+    from pydantic import ValidationError
+    from pydantic_settings import SettingsError
+
+    from llmcache.config import ENV_PREFIX
+
+    fields = {name.upper() for name in Settings.model_fields}
+    for name in os.environ:
+        if not name.startswith(ENV_PREFIX) or name in _OTHER_ENV:
+            continue
+        if name[len(ENV_PREFIX) :].split("__")[0] not in fields:
+            raise ConfigError(
+                f"unknown setting {name}; valid: "
+                + ", ".join(sorted(ENV_PREFIX + f for f in fields))
+            )
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         err = exc.errors()[0]
         field = "__".join(str(p) for p in err["loc"])
         raise ConfigError(
-            f"invalid setting {field!r} (env LLMCACHE_{field.upper()}): "
+            f"invalid setting {field!r} (env {ENV_PREFIX}{field.upper()}): "
             f"{err.get('input')!r}: {err['msg']}"
         ) from None
+    except SettingsError as exc:
+        raise ConfigError(f"invalid settings: {exc}") from None
+
+
+# LLMCACHE_* variables that are not settings (read by the test fixtures).
+_OTHER_ENV = frozenset({"LLMCACHE_REQUIRE_SERVERS"})

@@ -29,7 +29,9 @@ from pydantic_settings import (
 
 from llmcache.keys import TemperatureMode
 
-__all__ = ["KeySettings", "Settings", "default_url"]
+__all__ = ["ENV_PREFIX", "KeySettings", "Settings", "default_url"]
+
+ENV_PREFIX = "LLMCACHE_"
 
 
 def default_url() -> str:
@@ -42,9 +44,9 @@ class KeySettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    temperature: TemperatureMode = Field(
-        default_factory=TemperatureMode,
-        description="include | ignore | bypass_above:T | sample:K",
+    # A string in settings (env values are text); checked here, parsed by KeyPolicy.
+    temperature: str = Field(
+        default="include", description="include | ignore | bypass_above:T | sample:K"
     )
     version: str = Field(default="v1", min_length=1, description="key-format version")
     ignore_params: list[str] = Field(default_factory=list, description="extra params to drop")
@@ -52,14 +54,16 @@ class KeySettings(BaseModel):
     @field_validator("temperature", mode="before")
     @classmethod
     def _parse_temperature(cls, value: Any) -> Any:
-        return TemperatureMode.parse(value) if isinstance(value, str) else value
+        if isinstance(value, TemperatureMode):
+            return str(value)
+        return str(TemperatureMode.parse(value)) if isinstance(value, str) else value
 
 
 class Settings(BaseSettings):
     """All of llmcache's configuration. Secrets are :class:`~pydantic.SecretStr`."""
 
     model_config = SettingsConfigDict(
-        env_prefix="LLMCACHE_",
+        env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
         env_file=".env",
         env_file_encoding="utf-8",
