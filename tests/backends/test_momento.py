@@ -1,0 +1,467 @@
+"""momento:// through the real SDK over gRPC, against the local server in backends/momento.
+
+The contract suite (sync + async), options and URL errors, Momento's limits, the namespace
+generation behind ``clear``, and faults: a stopped server, injected UNAVAILABLE, replies slower
+than the deadline, each a BackendError within the timeout, then recovery on the same backend.
+A live test runs against real Momento only when MOMENTO_API_KEY is set.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from llmcache.backends.base import Backend
+from llmcache.errors import BackendError, BackendUnavailable, ConfigError
+from llmcache.registry import create_backend
+from llmcache.testing import BackendContract, server_missing, wait_until
+
+pytest.importorskip("momento", reason="the momento extra is not installed")
+
+from llmcache.backends.momento import MomentoBackend, MomentoError
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:  # backends/ is a top-level source directory, not in the wheel
+    sys.path.insert(0, str(ROOT))
+
+pytestmark = pytest.mark.momento
+
+CACHE = "llmcache-test"
+MiB = 1024 * 1024
+
+
+def _server_class() -> Any:
+    try:
+        from backends.momento import MomentoLocalServer
+    except ImportError as exc:  # grpcio or momento-wire-types missing
+        server_missing(f"local Momento server cannot be imported: {exc}")
+    return MomentoLocalServer
+
+
+@pytest.fixture(scope="module")
+def momento_server() -> Iterator[Any]:
+    cls = _server_class()
+    try:
+        server = cls(caches=[CACHE]).start()
+    except Exception as exc:
+        server_missing(f"local Momento server did not start: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def own_server() -> Iterator[Any]:
+    """A server of this test's own, free to be stopped or made to fail."""
+    server = _server_class()(caches=[CACHE]).start()
+    yield server
+    server.stop()
+
+
+def local(server: Any, namespace: str | None = None, **options: Any) -> MomentoBackend:
+    options.setdefault("timeout", 5)
+    return MomentoBackend(
+        CACHE,
+        namespace=namespace or f"t{uuid.uuid4().hex[:12]}",
+        local=server.address,
+        **options,
+    )
+
+
+class TestMomentoContract(BackendContract):
+    shares_store = True
+
+    @pytest.fixture
+    def make_backend(self, momento_server: Any) -> Callable[[str], Backend]:
+        return lambda namespace: local(momento_server, namespace)
+
+    def write_foreign(self, backend: Backend, key: str, value: bytes) -> None:
+        assert isinstance(backend, MomentoBackend)
+        with MomentoBackend(CACHE, local=backend.endpoint + ":" + self._port(backend)) as other:
+            assert other._sync().set(CACHE, key, value).__class__.__name__ == "Success"
+
+    def read_foreign(self, backend: Backend, key: str) -> bytes | None:
+        assert isinstance(backend, MomentoBackend)
+        with MomentoBackend(CACHE, local=backend.endpoint + ":" + self._port(backend)) as other:
+            response = other._sync().get(CACHE, key)
+        return getattr(response, "value_bytes", None)
+
+    @staticmethod
+    def _port(backend: MomentoBackend) -> str:
+        return str(backend._credentials.port)
+
+
+# -- options, URLs, settings ------------------------------------------------------------------
+def test_url_options_are_typed_and_checked() -> None:
+    store = create_backend(
+        "momento://my-cache?local=127.0.0.1:9&configuration=low_latency&timeout=0.25"
+        "&default_ttl=600&create_cache=true",
+        namespace="app",
+    )
+    assert isinstance(store, MomentoBackend)
+    assert (store.cache_name, store.namespace, store.default_ttl) == ("my-cache", "app", 600.0)
+    assert (store.configuration_name, store.timeout, store.create_cache) == (
+        "low_latency",
+        0.25,
+        True,
+    )
+    deadline = store._configuration.get_transport_strategy().get_grpc_configuration()
+    assert deadline.get_deadline().total_seconds() == 0.25
+    with pytest.raises(ConfigError, match=r"'colour'.*valid options: api_key, configuration"):
+        create_backend("momento://c?local=127.0.0.1:9&colour=red")
+    with pytest.raises(ConfigError, match=r"'fast'.*configuration"):
+        create_backend("momento://c?local=127.0.0.1:9&configuration=fast")
+    with pytest.raises(ConfigError, match="cache name"):
+        create_backend("momento://?local=127.0.0.1:9")
+    with pytest.raises(ConfigError, match="host:port"):
+        create_backend("momento://c?local=nowhere")
+
+
+def test_default_configuration_is_in_region() -> None:
+    store = MomentoBackend("c", local="127.0.0.1:9")
+    grpc_config = store._configuration.get_transport_strategy().get_grpc_configuration()
+    assert grpc_config.get_deadline().total_seconds() == 1.1
+    assert store.default_ttl == 86_400
+
+
+def test_api_key_never_in_the_url() -> None:
+    with pytest.raises(ConfigError, match="never put the Momento API key"):
+        create_backend("momento://secret@my-cache")
+    with pytest.raises(ConfigError, match="never put the Momento API key"):
+        create_backend("momento://my-cache?api_key=secret")
+
+
+def test_missing_api_key_names_the_settings() -> None:
+    with pytest.raises(ConfigError, match="LLMCACHE_MOMENTO_API_KEY"):
+        create_backend("momento://my-cache")
+
+
+def test_api_keys_v2_legacy_and_invalid() -> None:
+    jwt = pytest.importorskip("jwt")
+    secret = "s" * 48  # long enough for PyJWT's HMAC key-length check
+    v2 = jwt.encode({"t": "g", "id": "x"}, secret, algorithm="HS256")
+    with pytest.raises(ConfigError, match=r"needs an endpoint.*MOMENTO_ENDPOINT"):
+        MomentoBackend("c", api_key=SecretStr(v2))
+    store = MomentoBackend("c", api_key=SecretStr(v2), endpoint="cell-1.example.momentohq.com")
+    assert store.endpoint == "cache.cell-1.example.momentohq.com"
+    legacy = jwt.encode({"cp": "control.legacy.example", "c": "cache.legacy.example"}, secret)
+    assert MomentoBackend("c", api_key=legacy).endpoint == "cache.legacy.example"
+    with pytest.raises(ConfigError, match="invalid Momento API key"):
+        MomentoBackend("c", api_key="not-a-key")
+    assert "secret" not in repr(store) and v2 not in repr(store)
+
+
+def test_settings_options_take_key_and_endpoint() -> None:
+    settings = SimpleNamespace(momento_api_key=SecretStr("k"), momento_endpoint="e.example")
+    assert MomentoBackend.settings_options(settings) == {
+        "api_key": SecretStr("k"),
+        "endpoint": "e.example",
+    }
+    assert MomentoBackend.settings_options(SimpleNamespace()) == {}
+    # A local URL ignores a key that settings provide.
+    store = MomentoBackend.from_url(
+        "momento://c?local=127.0.0.1:9", **MomentoBackend.settings_options(settings)
+    )
+    assert store.endpoint == "127.0.0.1"
+
+
+def test_ttl_above_24_hours_is_refused_before_the_call(momento_server: Any) -> None:
+    with pytest.raises(ConfigError, match="default_ttl"):
+        create_backend(f"momento://{CACHE}?local=127.0.0.1:9&default_ttl=90000")
+    with local(momento_server) as store:
+        store.set("warm", b"up")
+        before = momento_server.calls().get("Set", 0)
+        with pytest.raises(ConfigError, match="24 h"):
+            store.set("k", b"v", ttl=25 * 3600)
+        assert momento_server.calls().get("Set", 0) == before
+
+
+# -- limits -----------------------------------------------------------------------------------
+def test_item_limit_refused_before_the_call(momento_server: Any) -> None:
+    with local(momento_server) as store:
+        store.set("warm", b"up")
+        before = momento_server.calls().get("Set", 0)
+        with pytest.raises(MomentoError, match="5 MiB") as info:
+            store.set("big", b"x" * (5 * MiB))
+        assert info.value.code == "ITEM_SIZE_LIMIT_EXCEEDED"
+        assert momento_server.calls().get("Set", 0) == before
+        assert store.info()["refused"] == 1
+        # The largest item that fits (key + value = 5 MiB) goes through the SDK and back.
+        fits = b"y" * (5 * MiB - len(store._key(store._generation_sync(), "edge").encode()))
+        store.set("edge", fits)
+        assert store.get("edge") == fits
+
+
+async def test_item_limit_async(momento_server: Any) -> None:
+    store = local(momento_server)
+    try:
+        with pytest.raises(MomentoError, match="item limit"):
+            await store.aset("big", b"x" * (5 * MiB + 1))
+    finally:
+        await store.aclose()
+
+
+def test_missing_cache_is_an_error_unless_created(momento_server: Any) -> None:
+    name = f"c{uuid.uuid4().hex[:8]}"
+    with MomentoBackend(name, local=momento_server.address, timeout=5) as store:
+        with pytest.raises(MomentoError, match="create_cache=true") as info:
+            store.get("k")
+        assert info.value.code == "NOT_FOUND_ERROR"
+        assert not isinstance(info.value, BackendUnavailable)
+    with MomentoBackend(name, local=momento_server.address, create_cache=True) as store:
+        store.set("k", b"v")
+        assert store.get("k") == b"v"
+    assert name in momento_server.cache_names()
+
+
+async def test_create_cache_async(momento_server: Any) -> None:
+    name = f"c{uuid.uuid4().hex[:8]}"
+    store = MomentoBackend(name, local=momento_server.address, create_cache=True)
+    try:
+        await store.aset("k", b"v")
+        assert await store.aget("k") == b"v"
+    finally:
+        await store.aclose()
+    assert name in momento_server.cache_names()
+
+
+# -- the namespace generation behind clear --------------------------------------------------------
+def test_clear_reaches_other_instances_within_the_refresh(momento_server: Any) -> None:
+    ns = f"t{uuid.uuid4().hex[:12]}"
+    with (
+        local(momento_server, ns, generation_refresh=0.2) as a,
+        local(momento_server, ns, generation_refresh=0.2) as b,
+    ):
+        a.set("k", b"v")
+        assert b.get("k") == b"v"
+        b.clear()
+        assert b.get("k") is None  # at once for the instance that cleared
+        assert wait_until(lambda: a.get("k") is None, timeout=3)
+        a.set("k", b"new")
+        assert b.get("k") == b"new"
+
+
+def test_generation_is_cached_between_calls(momento_server: Any) -> None:
+    with local(momento_server, generation_refresh=60) as store:
+        store.set("k", b"v")
+        gets = momento_server.calls().get("Get", 0)
+        for _ in range(5):
+            assert store.get("k") == b"v"
+        assert momento_server.calls()["Get"] == gets + 5  # no generation reads in between
+
+
+def test_expired_generation_key_is_rebased_not_reused(momento_server: Any) -> None:
+    with local(momento_server) as store:
+        store.set("k", b"v")
+        first = store.info()["generation"]
+        assert first > 10**15  # microseconds since the epoch
+        momento_server.raw_set(CACHE, store.generation_key.encode(), b"", ttl=-1)  # expire it
+        store.clear()
+        assert store.info()["generation"] > first
+        assert store.get("k") is None
+
+
+# -- async client lifecycle ---------------------------------------------------------------------
+def test_async_client_follows_the_event_loop(momento_server: Any) -> None:
+    store = local(momento_server)
+    try:
+        asyncio.run(store.aset("k", b"v"))
+        assert asyncio.run(store.aget("k")) == b"v"  # a new loop: a new CacheClientAsync
+        assert store.get("k") == b"v"
+    finally:
+        store.close()
+
+
+async def test_get_many_runs_concurrently(own_server: Any) -> None:
+    store = local(own_server)
+    try:
+        await store.aset_many({f"k{i}": str(i).encode() for i in range(20)}, ttl=60)
+        own_server.delay(0.2, rpcs="get")
+        started = time.monotonic()
+        values = await store.aget_many([f"k{i}" for i in range(20)])
+        assert values == [str(i).encode() for i in range(20)]
+        assert time.monotonic() - started < 1.5  # 20 x 0.2 s in series would be 4 s
+        started = time.monotonic()
+        assert store.get_many(["k1", "k2", "k3", "k4"]) == [b"1", b"2", b"3", b"4"]
+        assert time.monotonic() - started < 0.7
+    finally:
+        await store.aclose()
+
+
+# -- faults ---------------------------------------------------------------------------------------
+@pytest.fixture(params=["sync", "async"])
+def run(request: pytest.FixtureRequest) -> Callable[..., Any]:
+    """Call a backend method by its sync name, through the sync or the async side."""
+
+    def call(store: MomentoBackend, method: str, *args: Any) -> Any:
+        if request.param == "sync":
+            return getattr(store, method)(*args)
+
+        async def go() -> Any:
+            try:
+                return await getattr(store, "a" + method)(*args)
+            finally:
+                await store.aclose()  # the loop ends here: close its client
+
+        return asyncio.run(go())
+
+    return call
+
+
+def _fails_fast(
+    run: Callable[..., Any], store: MomentoBackend, code: str, within: float
+) -> BackendError:
+    started = time.monotonic()
+    with pytest.raises(BackendUnavailable) as info:
+        run(store, "get", "k")
+    assert time.monotonic() - started < within
+    assert isinstance(info.value, MomentoError) and info.value.code == code
+    assert info.value.__cause__ is not None
+    return info.value
+
+
+def _recovers(run: Callable[..., Any], store: MomentoBackend) -> None:
+    def ok() -> bool:
+        try:
+            return bool(run(store, "get", "k") == b"v")
+        except BackendError:
+            return False
+
+    assert wait_until(ok, timeout=15, interval=0.2)
+
+
+def test_server_stopped_then_back(own_server: Any, run: Callable[..., Any]) -> None:
+    with local(own_server, timeout=0.5) as store:
+        run(store, "set", "k", b"v")
+        own_server.stop()
+        _fails_fast(run, store, "SERVER_UNAVAILABLE", within=2.0)
+        with pytest.raises(BackendUnavailable):
+            run(store, "set", "k2", b"v")
+        own_server.start()  # same port, data kept
+        _recovers(run, store)
+
+
+def test_unavailable_injected_then_cleared(own_server: Any, run: Callable[..., Any]) -> None:
+    with local(own_server, timeout=0.5) as store:
+        run(store, "set", "k", b"v")
+        own_server.fail("unavailable")
+        error = _fails_fast(run, store, "SERVER_UNAVAILABLE", within=2.0)
+        assert "injected fault" in str(error)
+        own_server.clear_faults()
+        _recovers(run, store)
+
+
+def test_transient_unavailable_is_retried_by_the_sdk(own_server: Any) -> None:
+    with local(own_server) as store:
+        store.set("k", b"v")
+        own_server.fail("unavailable", rpcs="get", count=2)
+        assert store.get("k") == b"v"
+
+
+def test_slow_replies_time_out_at_the_deadline(own_server: Any, run: Callable[..., Any]) -> None:
+    with local(own_server, timeout=0.3) as store:
+        run(store, "set", "k", b"v")
+        own_server.delay(2.0)
+        _fails_fast(run, store, "TIMEOUT_ERROR", within=1.5)
+        own_server.clear_faults()
+        _recovers(run, store)
+
+
+def test_faults_from_request_headers(own_server: Any) -> None:
+    """momento-local style: the client asks for the fault in metadata (via an SDK middleware)."""
+    from momento.config import Configuration
+    from momento.config.middleware import MiddlewareRequestHandlerContext
+    from momento.config.middleware.synchronous import (
+        Middleware,
+        MiddlewareMetadata,
+        MiddlewareRequestHandler,
+    )
+
+    class Headers(MiddlewareRequestHandler):
+        def on_request_metadata(self, metadata: MiddlewareMetadata) -> MiddlewareMetadata:
+            extra = [("return-error", "unavailable"), ("error-rpcs", "delete")]
+            metadata.grpc_metadata = [*(metadata.grpc_metadata or []), *extra]
+            return metadata
+
+        def on_request_body(self, request: Any) -> Any:
+            return request
+
+        def on_response_metadata(self, metadata: MiddlewareMetadata) -> MiddlewareMetadata:
+            return metadata
+
+        def on_response_body(self, response: Any) -> Any:
+            return response
+
+        def on_response_status(self, status: Any) -> Any:
+            return status
+
+    class Inject(Middleware):
+        def on_new_request(self, context: MiddlewareRequestHandlerContext) -> Headers:
+            return Headers()
+
+    class Faulty(MomentoBackend):
+        def make_configuration(self) -> Configuration:
+            return super().make_configuration().add_middleware(Inject())
+
+    with Faulty(CACHE, local=own_server.address, timeout=1) as store:
+        store.set("k", b"v")  # Get and Set are not in error-rpcs
+        assert store.get("k") == b"v"
+        with pytest.raises(BackendUnavailable, match="injected fault"):
+            store.delete("k")
+
+
+# -- the server as a process --------------------------------------------------------------------
+def test_server_runs_as_a_script_and_prints_its_address() -> None:
+    script = ROOT / "backends" / "momento" / "server.py"
+    proc = subprocess.Popen(
+        [sys.executable, str(script), "--port", "0", "--cache", "demo"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        address = proc.stdout.readline().strip()
+        assert address.startswith("127.0.0.1:")
+        with MomentoBackend("demo", local=address, timeout=5) as store:
+            store.set("k", b"v")
+            assert store.get("k") == b"v"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+
+# -- real Momento -------------------------------------------------------------------------------
+@pytest.mark.skipif(not os.environ.get("MOMENTO_API_KEY"), reason="MOMENTO_API_KEY is not set")
+async def test_live_momento_round_trip() -> None:
+    # Tests may read the environment; the backend never does.
+    store = MomentoBackend(
+        os.environ.get("MOMENTO_CACHE_NAME", "llmcache-test"),
+        namespace=f"live{uuid.uuid4().hex[:8]}",
+        api_key=SecretStr(os.environ["MOMENTO_API_KEY"]),
+        endpoint=os.environ.get("MOMENTO_ENDPOINT"),
+        configuration="laptop",
+        create_cache=True,
+        default_ttl=60,
+    )
+    try:
+        store.set("k", b"sync")
+        assert store.get("k") == b"sync"
+        await store.aset("k", b"async")
+        assert await store.aget("k") == b"async"
+        await store.aclear()
+        assert await store.aget("k") is None
+    finally:
+        await store.aclose()
