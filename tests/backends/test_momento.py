@@ -420,6 +420,103 @@ def test_faults_from_request_headers(own_server: Any) -> None:
             store.delete("k")
 
 
+# -- LangChain end to end, through the facade --------------------------------------------------
+def _message_fields(message: Any) -> dict[str, Any]:
+    fields = ("id", "content", "tool_calls", "response_metadata", "additional_kwargs")
+    usage = dict(message.usage_metadata or {})
+    usage.pop("total_cost", None)  # LangChain itself marks a cache hit as free
+    return {**{f: getattr(message, f) for f in fields}, "usage": usage}
+
+
+def _langchain_cache(server: Any, **options: Any) -> Any:
+    pytest.importorskip("langchain_core")
+    from llmcache._breaker import CircuitBreaker
+    from llmcache.adapters.langchain import LangChainCache
+    from llmcache.cache import LLMCache
+
+    backend = local(server, **options)
+    # A short breaker cooldown so the recovery test sees the store again quickly.
+    return LangChainCache(LLMCache(backend, breaker=CircuitBreaker(failures=3, cooldown=0.2)))
+
+
+@pytest.mark.langchain
+def test_langchain_chat_hit_round_trips_the_full_message(momento_server: Any) -> None:
+    from tests.fakes import CountingChat, rich_answer
+
+    lc = _langchain_cache(momento_server)
+    try:
+        model = CountingChat(cache=lc)
+        first = model.invoke("weather in Paris?")
+        gets = momento_server.calls().get("Get", 0)
+        again = model.invoke("weather in Paris?")
+        assert model.calls == 1  # the second answer came from Momento
+        assert momento_server.calls()["Get"] > gets
+        assert _message_fields(again) == _message_fields(first)
+        assert first.content == rich_answer(0).content and first.tool_calls
+        assert again.usage_metadata is not None and again.usage_metadata["total_cost"] == 0
+        assert lc.stats["hits"] == 1
+        # The adapter's lookup gives back an equal ChatGeneration, AIMessage and all.
+        from langchain_core.outputs import ChatGeneration
+
+        generation = ChatGeneration(message=rich_answer(5), generation_info={"finish": "stop"})
+        lc.update("prompt", "llm-string", [generation])
+        assert lc.lookup("prompt", "llm-string") == [generation]
+    finally:
+        lc.close()
+
+
+@pytest.mark.langchain
+async def test_langchain_async_chat_hit_uses_the_async_client(momento_server: Any) -> None:
+    from tests.fakes import CountingChat, rich_answer
+
+    lc = _langchain_cache(momento_server)
+    try:
+        model = CountingChat(cache=lc)
+        first = await model.ainvoke("weather in Paris?")
+        answers = await asyncio.gather(*(model.ainvoke("weather in Paris?") for _ in range(8)))
+        assert model.calls == 1
+        assert first.content == rich_answer(0).content
+        assert all(_message_fields(a) == _message_fields(first) for a in answers)
+        assert lc.cache.backend._aclient is not None  # native CacheClientAsync, not threads
+    finally:
+        await lc.aclose()
+
+
+@pytest.mark.langchain
+@pytest.mark.parametrize("fault", ["unavailable", "slow", "stopped"])
+def test_langchain_store_faults_fall_back_to_the_model(own_server: Any, fault: str) -> None:
+    from tests.fakes import CountingChat
+
+    lc = _langchain_cache(own_server, timeout=0.3)
+    try:
+        model = CountingChat(cache=lc)
+        model.invoke("q")
+        model.invoke("q")
+        assert model.calls == 1
+        if fault == "unavailable":
+            own_server.fail("unavailable")
+        elif fault == "slow":
+            own_server.delay(2.0)
+        else:
+            own_server.stop()
+        started = time.monotonic()
+        answer = model.invoke("q")  # the store fails: the model answers, no exception
+        assert time.monotonic() - started < 1.5
+        assert model.calls == 2 and answer.content.endswith("(1).")
+        if fault == "stopped":
+            own_server.start()
+        own_server.clear_faults()
+
+        def hit_again() -> bool:
+            calls = model.calls
+            model.invoke("q")
+            return model.calls == calls
+
+        assert wait_until(hit_again, timeout=15, interval=0.3)
+    finally:
+        lc.close()
+
+
 # -- the server as a process --------------------------------------------------------------------
 def test_server_runs_as_a_script_and_prints_its_address() -> None:
     script = ROOT / "backends" / "momento" / "server.py"
