@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from llmcache._breaker import CircuitBreaker
 from llmcache.backends.base import Backend
 from llmcache.cache import LLMCache, load_settings
 from llmcache.codec import Codec
@@ -25,6 +26,7 @@ __all__ = [
     "Backend",
     "BackendError",
     "BackendUnavailable",
+    "CircuitBreaker",
     "Codec",
     "CodecError",
     "ConfigError",

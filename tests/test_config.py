@@ -109,6 +109,7 @@ def test_public_api_is_pinned() -> None:
         "Backend",
         "BackendError",
         "BackendUnavailable",
+        "CircuitBreaker",
         "Codec",
         "CodecError",
         "ConfigError",
