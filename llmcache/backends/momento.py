@@ -9,12 +9,10 @@ Options (URL query or keywords): ``configuration`` (laptop | in_region | low_lat
 ``create_cache`` (create the cache if missing), ``generation_refresh`` (seconds a process trusts
 its copy of the namespace generation, see below), ``max_concurrency`` (sync ``get_many`` threads).
 
-``clear`` removes only this namespace. Momento cannot list keys, so every key carries the
-namespace *generation*: ``llmcache:<ns>:g<gen>:<key>``, with the generation stored under
-``llmcache:<ns>:generation``. ``clear`` increments it (Momento ``Increment``, atomic across
-processes): old entries become unreachable at once for this process, within
-``generation_refresh`` seconds for others, and expire on their own TTL. The generation starts at
-the current time in microseconds, so if its key ever expires, a new one never reuses an old value.
+``clear`` removes only this namespace, never the shared cache: every key carries the namespace
+*generation* (``llmcache:<ns>:g<gen>:<key>``) and ``clear`` increments it with Momento's atomic
+``Increment`` (details in :mod:`llmcache.backends._momento_generation`). Other processes see a
+clear within ``generation_refresh`` seconds; old entries expire on their own TTL.
 
 Example::
 
@@ -29,7 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -38,16 +35,10 @@ from urllib.parse import parse_qsl, urlsplit
 
 from momento import CacheClient, CacheClientAsync
 from momento.config import Configuration
-from momento.responses import (
-    CacheDelete,
-    CacheGet,
-    CacheIncrement,
-    CacheSet,
-    CacheSetIfNotExists,
-    CreateCache,
-)
+from momento.responses import CacheDelete, CacheGet, CacheSet, CacheSetIfNotExists, CreateCache
 from pydantic import Field, SecretStr
 
+from llmcache.backends._momento_generation import Generation
 from llmcache.backends._momento_sdk import (
     MAX_ITEM_BYTES,
     MAX_TTL_SECONDS,
@@ -65,11 +56,6 @@ from llmcache.errors import ConfigError
 __all__ = ["MomentoBackend", "MomentoError", "MomentoOptions", "MomentoUnavailable"]
 
 T = TypeVar("T")
-#: The generation key outlives every entry (entries live at most 24 h).
-_GENERATION_TTL = timedelta(seconds=MAX_TTL_SECONDS)
-#: Generations start at the time in microseconds (~1.7e15); a value below this means the key
-#: expired and Increment restarted from 0, so the generation is re-based on the clock.
-_MIN_GENERATION = 10**12
 
 
 class MomentoOptions(BackendOptions):
@@ -119,16 +105,15 @@ class MomentoBackend(Backend):
         self._configuration = self.make_configuration()
         self.endpoint = self._credentials.cache_endpoint
         self.generation_key = f"{self.key_prefix}generation"
-        #: Writes refused before the call (item too large), for stats.
+        self._generation = Generation(cache_name, self.generation_key, generation_refresh)
+        #: Writes refused before the call (item above 5 MiB, ttl above 24 h), for stats.
         self.refused = 0
         self._cache_ready = not create_cache
-        self._generation: tuple[int, float] | None = None  # (value, monotonic time read)
         self._lock = threading.Lock()
         self._client: CacheClient | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._aclient: CacheClientAsync | None = None
         self._aloop: asyncio.AbstractEventLoop | None = None
-        self._alock: asyncio.Lock | None = None
 
     @classmethod
     def from_url(cls, url: str, *, namespace: str = "default", **options: Any) -> Self:
@@ -167,6 +152,8 @@ class MomentoBackend(Backend):
     def _ttl(self, ttl: float | None) -> timedelta:
         seconds = self.effective_ttl(ttl)
         assert seconds is not None  # default_ttl is always set
+        if seconds > MAX_TTL_SECONDS:
+            self.refused += 1
         self._check_ttl(seconds)
         return timedelta(milliseconds=max(1, round(seconds * 1000)))
 
@@ -179,30 +166,6 @@ class MomentoBackend(Backend):
                 f"Momento's {MAX_ITEM_BYTES}-byte (5 MiB) item limit",
                 "ITEM_SIZE_LIMIT_EXCEEDED",
             )
-
-    def _fresh_generation(self) -> int | None:
-        cached = self._generation
-        if cached is not None and time.monotonic() - cached[1] < self.generation_refresh:
-            return cached[0]
-        return None
-
-    def _read_generation(self, response: Any) -> int | None:
-        if isinstance(response, CacheGet.Miss):
-            return None
-        if not isinstance(response, CacheGet.Hit):
-            raise_error("get generation", self.cache_name, response)
-        try:
-            return int(response.value_bytes)
-        except ValueError:
-            raise MomentoError(
-                f"namespace generation {self.generation_key!r} in cache {self.cache_name!r} "
-                f"holds {response.value_bytes[:40]!r}, not an integer",
-                "BAD_GENERATION",
-            ) from None
-
-    def _remember(self, generation: int) -> int:
-        self._generation = (generation, time.monotonic())
-        return generation
 
     def _check(self, op: str, response: Any, *ok: type) -> Any:
         if not isinstance(response, ok):
@@ -228,23 +191,7 @@ class MomentoBackend(Backend):
             return self._client
 
     def _generation_sync(self) -> int:
-        generation = self._fresh_generation()
-        if generation is not None:
-            return generation
-        client = self._sync()
-        generation = self._read_generation(client.get(self.cache_name, self.generation_key))
-        if generation is None:
-            start = time.time_ns() // 1000
-            response = client.set_if_not_exists(
-                self.cache_name, self.generation_key, str(start), _GENERATION_TTL
-            )
-            if isinstance(response, CacheSetIfNotExists.Stored):
-                generation = start
-            else:
-                self._check("init generation", response, CacheSetIfNotExists.NotStored)
-                got = client.get(self.cache_name, self.generation_key)
-                generation = self._read_generation(got) or start
-        return self._remember(generation)
+        return self._generation.get(self._sync())
 
     def get(self, key: str) -> bytes | None:
         return self._get_at(self._generation_sync(), key)
@@ -271,16 +218,7 @@ class MomentoBackend(Backend):
         self._check("delete", self._sync().delete(self.cache_name, full), CacheDelete.Success)
 
     def clear(self) -> None:
-        client = self._sync()
-        response = client.increment(self.cache_name, self.generation_key, 1, _GENERATION_TTL)
-        generation = self._check("clear", response, CacheIncrement.Success).value
-        if generation < _MIN_GENERATION:  # the key had expired and Increment restarted at 0
-            generation = time.time_ns() // 1000
-            rebased = client.set(
-                self.cache_name, self.generation_key, str(generation), _GENERATION_TTL
-            )
-            self._check("clear", rebased, CacheSet.Success)
-        self._remember(generation)
+        self._generation.bump(self._sync())
 
     def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         ttl_delta = self._ttl(ttl)
@@ -334,7 +272,7 @@ class MomentoBackend(Backend):
             client = self._aclient = CacheClientAsync(
                 self._configuration, self._credentials, self._client_ttl
             )
-            self._aloop, self._alock = loop, asyncio.Lock()
+            self._aloop = loop
         if not self._cache_ready:
             response = await client.create_cache(self.cache_name)
             self._check(
@@ -344,29 +282,7 @@ class MomentoBackend(Backend):
         return client
 
     async def _generation_async(self) -> int:
-        generation = self._fresh_generation()
-        if generation is not None:
-            return generation
-        client = await self._async()
-        assert self._alock is not None
-        async with self._alock:  # one refresh at a time: concurrent callers reuse its result
-            generation = self._fresh_generation()
-            if generation is not None:
-                return generation
-            got = await client.get(self.cache_name, self.generation_key)
-            generation = self._read_generation(got)
-            if generation is None:
-                start = time.time_ns() // 1000
-                response = await client.set_if_not_exists(
-                    self.cache_name, self.generation_key, str(start), _GENERATION_TTL
-                )
-                if isinstance(response, CacheSetIfNotExists.Stored):
-                    generation = start
-                else:
-                    self._check("init generation", response, CacheSetIfNotExists.NotStored)
-                    got = await client.get(self.cache_name, self.generation_key)
-                    generation = self._read_generation(got) or start
-            return self._remember(generation)
+        return await self._generation.aget(await self._async())
 
     async def aget(self, key: str) -> bytes | None:
         full = self._key(await self._generation_async(), key)
@@ -389,16 +305,7 @@ class MomentoBackend(Backend):
         self._check("delete", response, CacheDelete.Success)
 
     async def aclear(self) -> None:
-        client = await self._async()
-        response = await client.increment(self.cache_name, self.generation_key, 1, _GENERATION_TTL)
-        generation = self._check("clear", response, CacheIncrement.Success).value
-        if generation < _MIN_GENERATION:  # the key had expired and Increment restarted at 0
-            generation = time.time_ns() // 1000
-            rebased = await client.set(
-                self.cache_name, self.generation_key, str(generation), _GENERATION_TTL
-            )
-            self._check("clear", rebased, CacheSet.Success)
-        self._remember(generation)
+        await self._generation.abump(await self._async())
 
     async def aadd(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         ttl_delta = self._ttl(ttl)
@@ -418,13 +325,12 @@ class MomentoBackend(Backend):
         self.close()
 
     def info(self) -> dict[str, Any]:
-        cached = self._generation
         return {
             **super().info(),
             "cache": self.cache_name,
             "endpoint": self.endpoint,
             "configuration": self.configuration_name,
-            "generation": cached[0] if cached else None,
+            "generation": self._generation.value,
             "refused": self.refused,
         }
 

@@ -184,6 +184,7 @@ def test_ttl_above_24_hours_is_refused_before_the_call(momento_server: Any) -> N
         with pytest.raises(ConfigError, match="24 h"):
             store.set("k", b"v", ttl=25 * 3600)
         assert momento_server.calls().get("Set", 0) == before
+        assert store.info()["refused"] == 1
 
 
 # -- limits -----------------------------------------------------------------------------------
