@@ -127,7 +127,7 @@ def credentials(
         if "v2" in exc.message:
             raise ConfigError(
                 "this Momento API key (v2) needs an endpoint: set LLMCACHE_MOMENTO_ENDPOINT "
-                "(or MOMENTO_ENDPOINT), e.g. cell-4-us-west-2-1.prod.a.momentohq.com"
+                "(or pass endpoint=...), e.g. cell-4-us-west-2-1.prod.a.momentohq.com"
             ) from None
         raise ConfigError(f"invalid Momento API key: {exc.message}") from None
 

@@ -175,6 +175,28 @@ def test_settings_options_take_key_and_endpoint() -> None:
     assert store.endpoint == "127.0.0.1"
 
 
+def test_from_settings_takes_the_key_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch, momento_server: Any
+) -> None:
+    jwt = pytest.importorskip("jwt")
+    from llmcache.cache import LLMCache
+    from llmcache.config import Settings
+
+    legacy = jwt.encode({"cp": "control.env.example", "c": "cache.env.example"}, "s" * 48)
+    monkeypatch.delenv("LLMCACHE_MOMENTO_API_KEY", raising=False)
+    monkeypatch.setenv("MOMENTO_API_KEY", legacy)
+    cache = LLMCache.from_settings(Settings(url="momento://llm"))
+    assert isinstance(cache.backend, MomentoBackend)
+    assert cache.backend.endpoint == "cache.env.example"  # no network until first use
+    cache.backend.close()
+    cache = LLMCache.from_settings(
+        Settings(url=f"momento://{CACHE}?local={momento_server.address}")
+    )
+    with cache.backend as store:
+        store.set("k", b"v")
+        assert store.get("k") == b"v"
+
+
 def test_ttl_above_24_hours_is_refused_before_the_call(momento_server: Any) -> None:
     with pytest.raises(ConfigError, match="default_ttl"):
         create_backend(f"momento://{CACHE}?local=127.0.0.1:9&default_ttl=90000")
