@@ -1,5 +1,8 @@
-"""Every python example in README.md and docs/ runs (blocks marked `# requires: X` are skipped
-here and run by the tests of X's backend instead)."""
+"""Every python example in README.md and docs/ runs.
+
+The blocks of one page run in order in one namespace, as a reader would run them; blocks that
+start with `# requires: X` are skipped here (X's own tests cover them).
+"""
 
 from __future__ import annotations
 
@@ -17,8 +20,9 @@ BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 RUNNER = """
 import sys
 blocks = sys.stdin.read().split("\\n# ---- next block ----\\n")
+namespace = {"__name__": "__main__"}
 for i, code in enumerate(blocks):
-    exec(compile(code, f"<{sys.argv[1]} block {i + 1}>", "exec"), {"__name__": "__main__"})
+    exec(compile(code, f"<{sys.argv[1]} block {i + 1}>", "exec"), namespace)
 """
 
 
