@@ -1,0 +1,302 @@
+"""``llmcache bench``: backends side by side on one LLM-shaped workload, in one run.
+
+For every URL: fill N keys with chat answers of realistic sizes (200 B-20 KB, ASCII and CJK), then
+look them up at a given hit ratio, sync and async at several concurrency levels, rounds
+interleaved across backends so machine drift hits all alike. Reports latency percentiles per
+operation, throughput, errors, bytes per entry and per hit, our layer's overhead over the store
+op, and a monthly cost estimate (see :mod:`llmcache.pricing`).
+
+Example::
+
+    llmcache bench --url memory:// --url disk:///tmp/b --json
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmcache.cache import LLMCache
+
+__all__ = ["BenchConfig", "BenchResult", "make_answers", "percentiles", "run_bench"]
+
+LLM_STRING = "[('_type', 'bench-chat'), ('model_name', 'bench-1'), ('temperature', 0.0)]"
+_CJK = "缓存模型回答问题数据服务器时间成本速度用户请求结果网络内存磁盘集群节点"
+_WORDS = [
+    "the",
+    "cache",
+    "answer",
+    "model",
+    "request",
+    "latency",
+    "token",
+    "prompt",
+    "store",
+    "value",
+    "key",
+    "cost",
+    "user",
+    "reply",
+    "result",
+    "fast",
+    "again",
+    "same",
+    "question",
+    "network",
+    "memory",
+    "disk",
+    "cluster",
+    "node",
+    "region",
+]
+
+
+@dataclass
+class BenchConfig:
+    """What to run: backends, workload shape, concurrency."""
+
+    urls: list[str]
+    keys: int = 200
+    ops: int = 2000
+    hit_ratio: float = 0.9
+    concurrency: list[int] = field(default_factory=lambda: [1, 8, 64])
+    rounds: int = 4
+    seed: int = 7
+    min_bytes: int = 200
+    max_bytes: int = 20_000
+    cjk_share: float = 0.3
+
+
+@dataclass
+class OpStats:
+    """Latencies (seconds) and error count of one operation on one backend and mode."""
+
+    latencies: list[float] = field(default_factory=list)
+    errors: int = 0
+    wall: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"count": len(self.latencies), "errors": self.errors}
+        out.update(percentiles(self.latencies))
+        if self.wall > 0:
+            out["ops_per_s"] = round(len(self.latencies) / self.wall, 1)
+        return out
+
+
+@dataclass
+class BenchResult:
+    """Everything measured for one URL."""
+
+    url: str
+    ops: dict[str, OpStats] = field(default_factory=dict)
+    bytes_per_entry: float = 0.0
+    bytes_per_hit: float = 0.0
+    hit_ratio_seen: float = 0.0
+    error: str | None = None
+
+    def op(self, name: str) -> OpStats:
+        return self.ops.setdefault(name, OpStats())
+
+    def as_dict(self) -> dict[str, Any]:
+        hit = self.ops.get("sync hit")
+        store = self.ops.get("sync store get")
+        overhead = None
+        if hit and store and hit.latencies and store.latencies:
+            overhead = round(
+                statistics.median(hit.latencies) / statistics.median(store.latencies), 3
+            )
+        return {
+            "url": self.url,
+            "error": self.error,
+            "bytes_per_entry": round(self.bytes_per_entry, 1),
+            "bytes_per_hit": round(self.bytes_per_hit, 1),
+            "hit_ratio_seen": round(self.hit_ratio_seen, 4),
+            "layer_overhead_p50": overhead,
+            "ops": {name: s.summary() for name, s in self.ops.items()},
+        }
+
+
+def percentiles(samples: list[float]) -> dict[str, float]:
+    """p50/p95/p99/p99.9 in milliseconds (nearest rank)."""
+    if not samples:
+        return {}
+    ordered = sorted(samples)
+    n = len(ordered)
+
+    def rank(q: float) -> float:
+        return ordered[min(n - 1, max(0, math.ceil(q * n) - 1))] * 1000
+
+    return {
+        "p50_ms": round(rank(0.5), 4),
+        "p95_ms": round(rank(0.95), 4),
+        "p99_ms": round(rank(0.99), 4),
+        "p999_ms": round(rank(0.999), 4),
+    }
+
+
+def make_answers(config: BenchConfig) -> list[Any]:
+    """Chat answers (as the LangChain adapter stores them) with log-uniform text sizes."""
+    rng = random.Random(config.seed)
+    answers = []
+    for i in range(config.keys):
+        size = int(math.exp(rng.uniform(math.log(config.min_bytes), math.log(config.max_bytes))))
+        if rng.random() < config.cjk_share:
+            text = "".join(rng.choice(_CJK) for _ in range(max(1, size // 3)))  # 3 B per char
+        else:
+            words: list[str] = []
+            while sum(len(w) + 1 for w in words) < size:
+                words.append(rng.choice(_WORDS))
+            text = " ".join(words)
+        answers.append(
+            [
+                {
+                    "t": "ChatGeneration",
+                    "m": {
+                        "content": text,
+                        "type": "ai",
+                        "id": f"run-{uuid.UUID(int=rng.getrandbits(128))}",
+                        "usage_metadata": {
+                            "input_tokens": 40 + i % 50,
+                            "output_tokens": len(text) // 4,
+                            "total_tokens": 40 + i % 50 + len(text) // 4,
+                        },
+                        "response_metadata": {"model_name": "bench-1", "finish_reason": "stop"},
+                    },
+                }
+            ]
+        )
+    return answers
+
+
+@contextmanager
+def _timed(stats: OpStats) -> Iterator[None]:
+    start = time.perf_counter()
+    try:
+        yield
+    except Exception:
+        stats.errors += 1
+        raise
+    finally:
+        stats.latencies.append(time.perf_counter() - start)
+
+
+class _Subject:
+    """One backend under test: its cache, prompts, and the plan of lookups."""
+
+    def __init__(self, url: str, config: BenchConfig, answers: list[Any]) -> None:
+        self.result = BenchResult(url)
+        # on_error="raise": the bench counts errors instead of hiding them as misses.
+        self.cache = LLMCache.from_url(
+            url, namespace=f"bench-{uuid.uuid4().hex[:8]}", on_error="raise"
+        )
+        self.prompts = [f"bench question {i}: what does the cache do?" for i in range(config.keys)]
+        self.keys = [self.cache.policy.decide(p, LLM_STRING).key or "" for p in self.prompts]
+        self.answers = answers
+
+    def lookup_plan(self, count: int, hit_ratio: float, rng: random.Random) -> list[str]:
+        return [
+            rng.choice(self.prompts) if rng.random() < hit_ratio else f"absent {uuid.uuid4().hex}"
+            for _ in range(count)
+        ]
+
+
+def _fill(subject: _Subject) -> None:
+    stats = subject.result.op("sync set")
+    sizes = []
+    for prompt, key, answer in zip(subject.prompts, subject.keys, subject.answers, strict=True):
+        with _timed(stats):
+            subject.cache.update(prompt, LLM_STRING, answer)
+        sizes.append(len(subject.cache.codec.encode(key, [answer])) + len(key))
+    subject.result.bytes_per_entry = statistics.fmean(sizes)
+
+
+def _sync_round(subject: _Subject, plan: list[str], tick: Callable[[int], None]) -> None:
+    result = subject.result
+    hit, miss, store = result.op("sync hit"), result.op("sync miss"), result.op("sync store get")
+    for prompt in plan:
+        start = time.perf_counter()
+        try:
+            answer = subject.cache.lookup(prompt, LLM_STRING)
+        except Exception:
+            miss.errors += 1
+            continue
+        (hit if answer is not None else miss).latencies.append(time.perf_counter() - start)
+    for key in subject.keys[: max(1, len(plan) // 4)]:
+        with _timed(store):
+            subject.cache.backend.get(key)
+    tick(len(plan))
+
+
+async def _async_round(
+    subject: _Subject, plan: list[str], concurrency: int, tick: Callable[[int], None]
+) -> None:
+    result = subject.result
+    hit, miss = result.op(f"async hit c={concurrency}"), result.op(f"async miss c={concurrency}")
+    queue = iter(plan)
+
+    async def worker() -> None:
+        for prompt in queue:
+            start = time.perf_counter()
+            try:
+                answer = await subject.cache.alookup(prompt, LLM_STRING)
+            except Exception:
+                miss.errors += 1
+                continue
+            (hit if answer is not None else miss).latencies.append(time.perf_counter() - start)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    hit.wall += time.perf_counter() - start
+    tick(len(plan))
+
+
+def run_bench(
+    config: BenchConfig, tick: Callable[[int], None] = lambda n: None
+) -> list[BenchResult]:
+    """Run the workload on every URL, interleaved by round; returns one result per URL."""
+    if not 0.0 <= config.hit_ratio <= 1.0:
+        from llmcache.errors import ConfigError
+
+        raise ConfigError(f"invalid hit ratio {config.hit_ratio!r}: must be within 0..1")
+    answers = make_answers(config)
+    rng = random.Random(config.seed + 1)
+    subjects: list[_Subject] = []
+    for url in config.urls:
+        subject = _Subject(url, config, answers)
+        try:
+            _fill(subject)
+        except Exception as exc:  # a backend that cannot even be filled is reported, not fatal
+            subject.result.error = f"{type(exc).__name__}: {exc}"
+        subjects.append(subject)
+    live = [s for s in subjects if s.result.error is None]
+    per_round = max(1, config.ops // config.rounds)
+    for _ in range(config.rounds):
+        for subject in live:
+            plan = subject.lookup_plan(per_round, config.hit_ratio, rng)
+            _sync_round(subject, plan, tick)
+            for concurrency in config.concurrency:
+                asyncio.run(_async_round(subject, plan, concurrency, tick))
+    for subject in subjects:
+        stats = subject.cache.stats.as_dict()
+        looked = stats["hits"] + stats["misses"]
+        subject.result.hit_ratio_seen = stats["hits"] / looked if looked else 0.0
+        subject.result.bytes_per_hit = stats["bytes_read"] / stats["hits"] if stats["hits"] else 0
+        try:
+            subject.cache.clear()
+        finally:
+            subject.cache.close()
+    return [s.result for s in subjects]
+
+
+def total_ops(config: BenchConfig) -> int:
+    """How many lookups :func:`run_bench` makes (for a progress bar)."""
+    per_round = max(1, config.ops // config.rounds)
+    return per_round * config.rounds * len(config.urls) * (1 + len(config.concurrency))
