@@ -1,4 +1,4 @@
-"""The ``llmcache`` command: demo, key, stats, clear, doctor.
+"""The ``llmcache`` command: demo, key, stats, clear, doctor, replay.
 
 Every command takes ``--url`` and ``--namespace``; without them the settings decide
 (``LLMCACHE_URL``, ``.env``, ``llmcache.toml``; default: a disk cache in the user cache dir).
@@ -10,12 +10,14 @@ import json
 import os
 import time
 import uuid
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
+from llmcache._bench_cli import bench
 from llmcache.cache import LLMCache, load_settings
 from llmcache.config import Settings
 from llmcache.errors import LLMCacheError
@@ -206,12 +208,102 @@ def doctor(url: UrlOpt = None, namespace: NamespaceOpt = None) -> None:
         raise typer.Exit(code=1)
 
 
+@app.command()
+def replay(
+    log: Annotated[Path, typer.Argument(help="request log (JSONL), see docs/replay.md")],
+    policy: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--policy",
+            "-p",
+            help="temperature mode, repeatable: include | ignore | bypass_above:T | sample:K "
+            "[default: all four: include, ignore, bypass_above:0.5, sample:3]",
+        ),
+    ] = None,
+    ttl: Annotated[
+        float, typer.Option(min=0.0, help="entry lifetime in seconds of the log's ts; 0 = never")
+    ] = 86_400.0,
+    input_price: Annotated[
+        float, typer.Option(min=0.0, help="USD per 1M input tokens (example: gpt-4o-mini)")
+    ] = 0.15,
+    output_price: Annotated[
+        float, typer.Option(min=0.0, help="USD per 1M output tokens (example: gpt-4o-mini)")
+    ] = 0.60,
+    ignore_param: Annotated[
+        list[str] | None, typer.Option("--ignore-param", help="leave this parameter out of keys")
+    ] = None,
+    skip_bad: Annotated[
+        bool, typer.Option("--skip-bad", help="count and skip bad lines instead of stopping")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
+) -> None:
+    """Replay a log of real requests through key policies: hit rate, tokens and $ saved."""
+    from llmcache.replay import DEFAULT_POLICIES
+    from llmcache.replay import replay as run_replay
+
+    try:
+        report = run_replay(
+            log,
+            policy or DEFAULT_POLICIES,
+            ttl=ttl or None,
+            skip_bad=skip_bad,
+            input_price=input_price,
+            output_price=output_price,
+            ignore_params=ignore_param or (),
+        )
+    except LLMCacheError as exc:
+        raise _fail(exc) from None
+    if as_json:
+        typer.echo(json.dumps(report.as_dict(), indent=2))
+        return
+    requests = report.results[0].requests
+    span = (report.last_ts or 0.0) - (report.first_ts or 0.0)
+    table = Table(
+        title=f"{log.name}: {requests} requests over {span / 3600:.1f} h, "
+        f"TTL {'none' if report.ttl is None else f'{report.ttl:g} s'}"
+    )
+    table.add_column("policy", no_wrap=True)
+    for column in ("requests", "hit rate", "hits", "bypasses", "tokens saved"):
+        table.add_column(column, justify="right")
+    table.add_column("$ saved", justify="right")
+    for r in report.results:
+        table.add_row(
+            r.policy,
+            f"{r.requests:,}",
+            f"{r.hit_rate:.1%}",
+            f"{r.hits:,}",
+            f"{r.bypasses:,}",
+            f"{r.tokens_saved:,}",
+            f"{r.cost_saved:,.4f}",
+        )
+    console.print(table)
+    console.print(
+        f"prices: ${report.input_price:g} / ${report.output_price:g} per 1M input / output "
+        "tokens (example prices; override with --input-price / --output-price)"
+    )
+    unknown = max(r.hits_without_usage for r in report.results)
+    if unknown:
+        console.print(f"[yellow]{unknown} hits had no usage: counted as 0 tokens saved[/]")
+    if report.out_of_order:
+        console.print(
+            f"[yellow]{report.out_of_order} lines are older than a line before them: "
+            "lines are replayed in file order (sort merged logs by ts)[/]"
+        )
+    if report.bad_lines:
+        err_console.print(f"[yellow]skipped {report.bad_lines} bad lines[/]; first:")
+        for error in report.errors[:5]:
+            err_console.print(f"  {error}")
+
+
 def _ms(start: float) -> str:
     return f"{(time.perf_counter() - start) * 1000:.2f}"
 
 
 def _raise(message: str) -> bool:
     raise LLMCacheError(message)
+
+
+app.command(name="bench")(bench)
 
 
 def main() -> None:

@@ -10,11 +10,15 @@ Example::
 Every chat model and LLM call is then cached, sync and async. A chat hit is the model's own
 ``ChatGeneration``: the ``AIMessage`` keeps content, tool calls, usage and response metadata.
 Store faults become misses (the model is called), never exceptions in the caller's call.
+
+``record_to=path`` also appends every request (hits, misses and bypasses, with token usage) to a
+JSONL request log for ``llmcache replay`` (see docs/replay.md). The log holds prompt text.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from typing import Any, Self
 
@@ -25,6 +29,7 @@ from llmcache.adapters._generations import generations_from_json, generations_to
 from llmcache.cache import LLMCache
 from llmcache.config import Settings
 from llmcache.errors import CodecError
+from llmcache.replay import RequestRecorder
 
 __all__ = ["LangChainCache"]
 
@@ -32,20 +37,29 @@ log = logging.getLogger("llmcache")
 
 
 class LangChainCache(BaseCache):
-    """LangChain ``BaseCache`` backed by an :class:`~llmcache.LLMCache` (native async)."""
+    """LangChain ``BaseCache`` backed by an :class:`~llmcache.LLMCache` (native async).
 
-    def __init__(self, cache: LLMCache) -> None:
+    ``record_to``: append every request to this JSONL request log (for ``llmcache replay``).
+    The log contains prompt text: store and share it as you would the prompts.
+    """
+
+    def __init__(self, cache: LLMCache, *, record_to: str | os.PathLike[str] | None = None) -> None:
         self.cache = cache
+        self.recorder = RequestRecorder(record_to) if record_to is not None else None
 
     @classmethod
-    def from_url(cls, url: str, **options: Any) -> Self:
+    def from_url(
+        cls, url: str, *, record_to: str | os.PathLike[str] | None = None, **options: Any
+    ) -> Self:
         """Cache on the backend named by ``url`` (see :meth:`LLMCache.from_url` for options)."""
-        return cls(LLMCache.from_url(url, **options))
+        return cls(LLMCache.from_url(url, **options), record_to=record_to)
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> Self:
+    def from_settings(
+        cls, settings: Settings | None = None, *, record_to: str | os.PathLike[str] | None = None
+    ) -> Self:
         """Cache configured by :class:`~llmcache.Settings` (``LLMCACHE_*``, .env, TOML)."""
-        return cls(LLMCache.from_settings(settings))
+        return cls(LLMCache.from_settings(settings), record_to=record_to)
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -53,9 +67,14 @@ class LangChainCache(BaseCache):
         return self.cache.stats.as_dict()
 
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
-        return self._generations(self.cache.lookup(prompt, llm_string))
+        hit = self._generations(self.cache.lookup(prompt, llm_string))
+        if hit is not None and self.recorder is not None:
+            self.recorder.record(prompt, llm_string, _usage(hit), hit=True)
+        return hit
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        if self.recorder is not None:  # a miss or bypass: LangChain called the model
+            self.recorder.record(prompt, llm_string, _usage(return_val), hit=False)
         answer = self._answer(return_val)
         if answer is not None:
             self.cache.update(prompt, llm_string, answer)
@@ -64,9 +83,14 @@ class LangChainCache(BaseCache):
         self.cache.clear()
 
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
-        return self._generations(await self.cache.alookup(prompt, llm_string))
+        hit = self._generations(await self.cache.alookup(prompt, llm_string))
+        if hit is not None and self.recorder is not None:
+            self.recorder.record(prompt, llm_string, _usage(hit), hit=True)
+        return hit
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
+        if self.recorder is not None:
+            self.recorder.record(prompt, llm_string, _usage(return_val), hit=False)
         answer = self._answer(return_val)
         if answer is not None:
             await self.cache.aupdate(prompt, llm_string, answer)
@@ -75,11 +99,15 @@ class LangChainCache(BaseCache):
         await self.cache.aclear()
 
     def close(self) -> None:
-        """Close the underlying store."""
+        """Close the underlying store (and the request log)."""
+        if self.recorder is not None:
+            self.recorder.close()
         self.cache.close()
 
     async def aclose(self) -> None:
         """Async :meth:`close`."""
+        if self.recorder is not None:
+            self.recorder.close()
         await self.cache.aclose()
 
     def _generations(self, answer: Any) -> list[Generation] | None:
@@ -102,3 +130,19 @@ class LangChainCache(BaseCache):
 
     def __repr__(self) -> str:
         return f"LangChainCache({self.cache!r})"
+
+
+def _usage(generations: Sequence[Generation]) -> dict[str, int] | None:
+    """Token usage of an answer: the first chat message's ``usage_metadata`` (when n > 1,
+    providers repeat the call's total on every generation, so it is not summed)."""
+    try:
+        for gen in generations:
+            usage = getattr(getattr(gen, "message", None), "usage_metadata", None)
+            if usage:
+                return {
+                    "input_tokens": int(usage.get("input_tokens", 0)),
+                    "output_tokens": int(usage.get("output_tokens", 0)),
+                }
+    except Exception:  # odd usage objects: the request is still recorded, without tokens
+        return None
+    return None
