@@ -152,8 +152,10 @@ def make_answers(config: BenchConfig) -> list[Any]:
             text = "".join(rng.choice(_CJK) for _ in range(max(1, size // 3)))  # 3 B per char
         else:
             words: list[str] = []
-            while sum(len(w) + 1 for w in words) < size:
+            length = 0
+            while length < size:
                 words.append(rng.choice(_WORDS))
+                length += len(words[-1]) + 1
             text = " ".join(words)
         answers.append(
             [
@@ -291,6 +293,8 @@ def run_bench(
         subject.result.bytes_per_hit = stats["bytes_read"] / stats["hits"] if stats["hits"] else 0
         try:
             subject.cache.clear()
+        except Exception as exc:  # leave the entries to their TTL; report, do not crash
+            subject.result.error = subject.result.error or f"clear failed: {exc}"
         finally:
             subject.cache.close()
     return [s.result for s in subjects]
