@@ -108,6 +108,13 @@ _ROLES: dict[str, tuple[str, str]] = {
 }
 
 
+# fields LangChain's dumps() writes even when left at their defaults
+_DEFAULTS: dict[str, tuple[tuple[str, Any], ...]] = {
+    "ai": (("tool_calls", []), ("invalid_tool_calls", [])),
+    "tool": (("status", "success"),),
+}
+
+
 def chat_request(
     messages: Sequence[Mapping[str, Any]], model: str, params: Mapping[str, Any] | None = None
 ) -> tuple[str, str]:
@@ -129,8 +136,10 @@ def chat_request(
         if not isinstance(content, (str, list)):
             raise ValueError(f"messages[{i}].content must be text or a list of content blocks")
         cls, kind = _ROLES[role]
-        kwargs = {k: v for k, v in message.items() if k not in ("role", "content", "type")}
-        kwargs = {"content": content, **kwargs, "type": kind}
+        kwargs: dict[str, Any] = {"content": content, "type": kind}
+        kwargs.update((k, v) for k, v in message.items() if k not in ("role", "content", "type"))
+        for name, default in _DEFAULTS.get(kind, ()):
+            kwargs.setdefault(name, default)
         out.append(
             {
                 "lc": 1,
