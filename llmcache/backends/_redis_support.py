@@ -136,7 +136,7 @@ def explain_error(
     if "name or service not known" in low or "nodename nor servname" in low:
         text += f"; the host name {url.nodes[0][0]!r} does not resolve: check the endpoint"
     if url.tls and "timeout connecting" in low:
-        text += "; if the server does not use TLS (no in-transit encryption), use redis://"
+        text += "; if the server does not use TLS at all (no in-transit encryption), use redis://"
     if isinstance(exc, InvalidResponse):
         return BackendError(f"{where}: the server does not speak the Redis protocol ({text})")
     if isinstance(exc, RedisConnectionError | RedisTimeoutError | OSError | RedisClusterException):

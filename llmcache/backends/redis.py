@@ -40,11 +40,12 @@ import redis.cluster
 from pydantic import Field, SecretStr
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialWithJitterBackoff
-from redis.exceptions import RedisClusterException, RedisError
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
 from llmcache.backends._redis_support import explain_error, parse_redis_url
 from llmcache.backends.base import Backend, BackendOptions, parse_options, url_options
+from llmcache.errors import LLMCacheError
 
 __all__ = ["RedisBackend", "RedisClusterBackend", "RedisOptions"]
 
@@ -58,8 +59,8 @@ class RedisOptions(BackendOptions):
 
     socket_timeout: float = Field(default=0.25, gt=0)  # seconds per read/write
     socket_connect_timeout: float = Field(default=0.25, gt=0)  # seconds to connect (+TLS)
-    retries: int = Field(default=1, ge=0, le=5)  # retries of a failed connection, with backoff
-    max_connections: int | None = Field(default=None, gt=0)  # per pool (per node on a cluster)
+    retries: int = Field(default=1, ge=0, le=5)  # reconnects after a dropped connection
+    max_connections: int = Field(default=50, gt=0)  # per pool; sync cluster: per node
     health_check_interval: int = Field(default=0, ge=0)  # PING idle connections older than this
     username: str | None = None  # ACL / ElastiCache RBAC user (default: the URL's)
     password: SecretStr | None = None  # password or AUTH token (default: the URL's)
@@ -74,6 +75,24 @@ class RedisOptions(BackendOptions):
 def _glob_escape(text: str) -> str:
     """``text`` as a literal inside a SCAN MATCH pattern."""
     return "".join("\\" + c if c in "*?[]\\^-" else c for c in text)
+
+
+class _AsyncPool(redis.asyncio.BlockingConnectionPool):
+    """Shares one TLS context between the pool's connections.
+
+    redis-py builds a context per connection, loading the system CA store each time: ~30 ms of
+    event-loop CPU per new connection, so a burst of 100 concurrent first lookups timed out.
+    """
+
+    _tls_context: Any = None
+
+    def make_connection(self) -> Any:
+        conn = super().make_connection()  # type: ignore[no-untyped-call]
+        if isinstance(conn, redis.asyncio.SSLConnection):
+            if self._tls_context is None:
+                self._tls_context = conn.ssl_context
+            conn.ssl_context = self._tls_context
+        return conn
 
 
 class RedisBackend(Backend):
@@ -120,9 +139,8 @@ class RedisBackend(Backend):
             "socket_timeout": o.socket_timeout,
             "socket_connect_timeout": o.socket_connect_timeout,
             "health_check_interval": o.health_check_interval,
+            "max_connections": o.max_connections,
         }
-        if o.max_connections is not None:
-            kwargs["max_connections"] = o.max_connections
         if self.url.tls:
             kwargs.update(
                 ssl=True,
@@ -134,21 +152,29 @@ class RedisBackend(Backend):
             )
         return kwargs
 
-    def _backoff(self) -> ExponentialWithJitterBackoff:
-        return ExponentialWithJitterBackoff(base=BACKOFF_BASE, cap=BACKOFF_CAP)
+    def _retry(self, retry_class: Any) -> Any:
+        # Retry only a dropped connection (a restarted or failed-over server, an idle connection
+        # closed by a proxy), never a timeout: a slow store costs one timeout, not several.
+        backoff = ExponentialWithJitterBackoff(base=BACKOFF_BASE, cap=BACKOFF_CAP)
+        return retry_class(backoff, self.options.retries, supported_errors=(RedisConnectionError,))
 
     def _create_sync_client(self) -> Any:
-        host, port = self.url.nodes[0]
-        retry = Retry(self._backoff(), self.options.retries)
-        return redis.Redis(
-            host=host, port=port, db=self.url.db, retry=retry, **self._client_kwargs()
-        )
+        return redis.Redis.from_pool(self._pool(redis, Retry))
 
     def _create_async_client(self) -> Any:
+        return redis.asyncio.Redis.from_pool(self._pool(redis.asyncio, AsyncRetry, _AsyncPool))
+
+    def _pool(self, driver: Any, retry: Any, pool_class: Any = None) -> Any:
+        # A blocking pool: over max_connections an operation waits for a free connection (at most
+        # the time one takes to connect and answer) instead of failing at once on a burst.
+        kwargs = self._client_kwargs()
+        tls = kwargs.pop("ssl", False)
         host, port = self.url.nodes[0]
-        retry = AsyncRetry(self._backoff(), self.options.retries)
-        return redis.asyncio.Redis(
-            host=host, port=port, db=self.url.db, retry=retry, **self._client_kwargs()
+        return (pool_class or driver.BlockingConnectionPool)(
+            connection_class=driver.SSLConnection if tls else driver.Connection,
+            timeout=self.options.socket_connect_timeout + self.options.socket_timeout,
+            **{"host": host, "port": port, "db": self.url.db, "retry": self._retry(retry)},
+            **kwargs,
         )
 
     # -- clients, errors ------------------------------------------------------------------------
@@ -200,7 +226,9 @@ class RedisBackend(Backend):
         """Turn driver errors into BackendError with a message a user can act on."""
         try:
             yield
-        except (RedisError, RedisClusterException, OSError) as exc:
+        except LLMCacheError:
+            raise
+        except Exception as exc:  # RedisError, OSError, and the driver's own bugs under faults
             raise explain_error(exc, op, self.url, self.username, bool(self._password)) from exc
 
     def _px(self, ttl: float | None) -> int | None:
@@ -378,14 +406,17 @@ class RedisClusterBackend(RedisBackend):
 
     def _create_sync_client(self) -> Any:
         nodes = [redis.cluster.ClusterNode(h, p) for h, p in self.url.nodes]  # type: ignore[no-untyped-call]
-        retry = Retry(self._backoff(), self.options.retries)
+        retry = self._retry(Retry)
         return redis.cluster.RedisCluster(
             startup_nodes=nodes, retry=retry, require_full_coverage=False, **self._client_kwargs()
         )
 
     def _create_async_client(self) -> Any:
         nodes = [redis.asyncio.cluster.ClusterNode(h, p) for h, p in self.url.nodes]
-        retry = AsyncRetry(self._backoff(), self.options.retries)
+        # No cap here: redis-py's async cluster does not wait for a free connection; over its cap
+        # it raises a ConnectionError and resets the node's connections, failing calls in flight.
+        kwargs = {**self._client_kwargs(), "max_connections": 2**31}
+        retry = self._retry(AsyncRetry)
         return redis.asyncio.cluster.RedisCluster(
-            startup_nodes=nodes, retry=retry, require_full_coverage=False, **self._client_kwargs()
+            startup_nodes=nodes, retry=retry, require_full_coverage=False, **kwargs
         )

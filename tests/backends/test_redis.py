@@ -1,0 +1,392 @@
+"""redis://, rediss://, redis+cluster:// against the backend contract; URLs, errors and faults.
+
+The servers are real redis-server processes on free loopback ports (never the machine's 6379),
+started once per session by ``backends/redis/servers.py``: a standalone node shaped like
+ElastiCache, a TLS + AUTH node, and a 3-master cluster. Without redis-server the tests skip, or
+fail when LLMCACHE_REQUIRE_SERVERS=1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import signal
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from llmcache.backends.base import Backend
+from llmcache.backends.redis import RedisBackend, RedisClusterBackend
+from llmcache.errors import BackendError, BackendUnavailable, ConfigError
+from llmcache.registry import create_backend
+from llmcache.testing import BackendContract, server_missing
+
+pytestmark = pytest.mark.redis
+
+
+def _load_servers() -> ModuleType:
+    path = Path(__file__).resolve().parents[2] / "backends" / "redis" / "servers.py"
+    spec = importlib.util.spec_from_file_location("llmcache_test_redis_servers", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+servers = _load_servers()
+
+
+def _start(starter: Callable[[], Any]) -> Iterator[Any]:
+    try:
+        server = starter()
+    except servers.ServerMissing as exc:
+        server_missing(f"cannot start Redis for these tests: {exc}")
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def standalone() -> Iterator[Any]:
+    yield from _start(servers.start_standalone)
+
+
+@pytest.fixture(scope="session")
+def tls_server() -> Iterator[Any]:
+    yield from _start(servers.start_tls)
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Iterator[Any]:
+    yield from _start(servers.start_cluster)
+
+
+@pytest.fixture
+def own_server() -> Iterator[Any]:
+    """A standalone server of this test's own, to kill and restart."""
+    yield from _start(servers.start_standalone)
+
+
+def ns() -> str:
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+# -- the contract on three server shapes ---------------------------------------------------------
+# The contract checks behaviour, not latency: on a busy shared CI machine, 200 concurrent first
+# connections (TLS handshakes included) need more than the 250 ms defaults, which the fault tests
+# below check on their own.
+RELAXED = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+
+
+class RedisContract(BackendContract):
+    shares_store = True
+    short_ttl = 0.3
+
+    def write_foreign(self, backend: Backend, key: str, value: bytes) -> None:
+        assert isinstance(backend, RedisBackend)
+        backend._client().set(key, value)  # the raw driver client: no namespace prefix
+
+    def read_foreign(self, backend: Backend, key: str) -> bytes | None:
+        assert isinstance(backend, RedisBackend)
+        value: bytes | None = backend._client().get(key)
+        backend._client().delete(key)
+        return value
+
+    async def test_clear_removes_thousands_of_keys_everywhere(self, store: Any) -> None:
+        items = {f"k{i}": b"v" for i in range(2500)}  # > one SCAN/UNLINK batch, all slots
+        await store.set_many(items, ttl=60)
+        assert store.backend.info()["entries"] == 2500
+        await store.clear()
+        assert store.backend.info()["entries"] == 0
+
+    async def test_ttl_is_set_in_milliseconds(self, store: Any) -> None:
+        await store.set("k", b"v", ttl=42.5)
+        pttl = store.backend._client().pttl(store.backend.full_key("k"))
+        assert 42_000 < pttl <= 42_500
+
+
+class TestStandalone(RedisContract):
+    @pytest.fixture
+    def make_backend(self, standalone: Any) -> Callable[[str], Backend]:
+        return lambda namespace: create_backend(standalone.url, namespace=namespace, **RELAXED)
+
+    def test_info_reports_the_elasticache_shape(self, standalone: Any) -> None:
+        with create_backend(standalone.url, namespace=ns()) as store:
+            store.set("k", b"v")
+            info = store.info()
+            store.clear()
+        assert info["entries"] == 1
+        assert info["maxmemory_policy"] == "volatile-lru"
+        assert info["maxmemory"] == 256 * 1024 * 1024
+        assert info["redis_version"]
+
+
+class TestTlsAuth(RedisContract):
+    @pytest.fixture
+    def make_backend(self, tls_server: Any) -> Callable[[str], Backend]:
+        return lambda namespace: create_backend(tls_server.url, namespace=namespace, **RELAXED)
+
+
+class TestCluster(RedisContract):
+    @pytest.fixture
+    def make_backend(self, cluster: Any) -> Callable[[str], Backend]:
+        return lambda namespace: create_backend(cluster.url, namespace=namespace, **RELAXED)
+
+    def test_keys_spread_over_every_master(self, cluster: Any) -> None:
+        with create_backend(cluster.url, namespace=ns()) as store:
+            store.set_many({f"k{i}": b"v" for i in range(60)})
+            client = store._client()  # type: ignore[attr-defined]
+            per_node = [client.dbsize(target_nodes=n) for n in client.get_primaries()]
+            store.clear()
+        assert len(per_node) == 3 and all(count > 0 for count in per_node)
+
+
+# -- URLs and options (no server needed) ---------------------------------------------------------
+@pytest.mark.parametrize(
+    ("url", "cls", "tls"),
+    [
+        ("redis://localhost:6380/2", RedisBackend, False),
+        ("rediss://localhost", RedisBackend, True),
+        ("valkey://localhost", RedisBackend, False),
+        ("valkeys://localhost", RedisBackend, True),
+        ("redis+cluster://a:7000,b:7001", RedisClusterBackend, False),
+        ("rediss+cluster://cfg.example.com:6379", RedisClusterBackend, True),
+    ],
+)
+def test_schemes_pick_class_and_tls(url: str, cls: type[RedisBackend], tls: bool) -> None:
+    store = create_backend(url)
+    assert type(store) is cls
+    assert store.url.tls is tls  # type: ignore[attr-defined]
+
+
+def test_url_parts_and_typed_options() -> None:
+    store = create_backend(
+        "redis://app%40x:p%3Ass@cache.example.com:6380/3?socket_timeout=0.1&retries=0&default_ttl=60"
+    )
+    assert isinstance(store, RedisBackend)
+    assert store.url.nodes == (("cache.example.com", 6380),) and store.url.db == 3
+    assert (store.username, store._password) == ("app@x", "p:ss")
+    assert (store.options.socket_timeout, store.options.retries, store.default_ttl) == (0.1, 0, 60)
+    assert "p:ss" not in repr(store) and "p:ss" not in repr(store.options)
+    cluster = create_backend("redis+cluster://a:7000, [::1]:7001,b")
+    assert cluster.url.nodes == (("a", 7000), ("::1", 7001), ("b", 6379))  # type: ignore[attr-defined]
+
+
+def test_defaults_are_cache_sized() -> None:
+    store = create_backend("redis://localhost")
+    assert isinstance(store, RedisBackend)
+    assert store.options.socket_timeout <= 0.25 and store.options.socket_connect_timeout <= 0.25
+    assert store.options.retries <= 1
+
+
+def test_password_from_settings_is_a_secret_and_url_credentials_stand_without_it() -> None:
+    class Settings:
+        redis_username = "rbac-user"
+        redis_password = SecretStr("s3cret")
+
+    options = RedisBackend.settings_options(Settings())
+    store = create_backend("rediss://cache.example.com", **options)
+    assert isinstance(store, RedisBackend)
+    assert (store.username, store._password) == ("rbac-user", "s3cret")
+    assert "s3cret" not in repr(store.options)
+    unset = RedisBackend.settings_options(object())
+    assert unset == {"username": None, "password": None}
+    store = create_backend("redis://u:from-url@h", **unset)
+    assert (store.username, store._password) == ("u", "from-url")  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("redis://h?socket_timout=1", r"socket_timout.*valid options: .*socket_timeout"),
+        ("redis://h?socket_timeout=soon", r"'soon'.*socket_timeout"),
+        ("redis://h?retries=50", r"retries"),
+        ("redis://h?ssl_cert_reqs=maybe", r"ssl_cert_reqs"),
+        ("redis://h:99999", r"invalid port '99999'"),
+        ("redis://h/zero", r"invalid database 'zero'"),
+        ("redis://u:pw@a:1,b:2", r"several hosts are a cluster: use redis\+cluster://"),
+        ("redis+cluster://a:7000/1", r"only database 0"),
+    ],
+)
+def test_bad_urls_are_config_errors_naming_the_problem(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message) as info:
+        create_backend(url)
+    assert "pw" not in str(info.value)
+
+
+# -- errors a user can act on ----------------------------------------------------------------------
+def _both_sides_fail(url: str, **options: Any) -> list[BackendError]:
+    store = create_backend(url, **options)
+    errors: list[BackendError] = []
+    try:
+        with pytest.raises(BackendError) as sync_info:
+            store.get("k")
+        errors.append(sync_info.value)
+
+        async def async_side() -> None:
+            with pytest.raises(BackendError) as async_info:
+                await store.aget("k")
+            errors.append(async_info.value)
+            await store.aclose()
+
+        asyncio.run(async_side())
+    finally:
+        store.close()
+    return errors
+
+
+def test_wrong_password_names_the_user_not_the_password(tls_server: Any) -> None:
+    url = f"rediss://llmcache:wrong-pw@127.0.0.1:{tls_server.port}/0"
+    ca = str(tls_server.workdir / "ca.crt")
+    for error in _both_sides_fail(url, ssl_ca_certs=ca):
+        assert "authentication failed for user 'llmcache'" in str(error)
+        assert "wrong-pw" not in str(error)
+
+
+def test_missing_password_says_where_to_put_it(tls_server: Any) -> None:
+    url = f"rediss://127.0.0.1:{tls_server.port}/0"
+    for error in _both_sides_fail(url, ssl_ca_certs=str(tls_server.workdir / "ca.crt")):
+        assert "no password was given" in str(error) and "redis_password" in str(error)
+
+
+def test_auth_token_from_settings_logs_in_as_the_default_user(tls_server: Any) -> None:
+    url = f"rediss://127.0.0.1:{tls_server.port}/0"
+    ca = str(tls_server.workdir / "ca.crt")
+    with create_backend(url, ssl_ca_certs=ca, password=SecretStr(servers.AUTH_TOKEN)) as store:
+        store.set("k", b"v")
+        assert store.get("k") == b"v"
+        store.delete("k")
+
+
+def test_client_certificate_options(tls_server: Any) -> None:
+    d = tls_server.workdir
+    options = {"ssl_certfile": str(d / "client.crt"), "ssl_keyfile": str(d / "client.key")}
+    with create_backend(tls_server.url, namespace=ns(), **options) as store:
+        store.set("k", b"v")
+        assert store.get("k") == b"v"
+        store.clear()
+
+
+def test_untrusted_certificate_says_set_ssl_ca_certs(tls_server: Any) -> None:
+    url = f"rediss://:{servers.AUTH_TOKEN}@127.0.0.1:{tls_server.port}/0"
+    for error in _both_sides_fail(url):
+        assert "certificate" in str(error) and "ssl_ca_certs" in str(error)
+
+
+def test_plain_url_on_a_tls_port_says_use_rediss(tls_server: Any) -> None:
+    for error in _both_sides_fail(f"redis://127.0.0.1:{tls_server.port}/0"):
+        assert isinstance(error, BackendUnavailable) and "use rediss://" in str(error)
+
+
+def test_tls_url_on_a_plain_port_says_use_redis(standalone: Any) -> None:
+    for error in _both_sides_fail(f"rediss://127.0.0.1:{standalone.port}/0"):
+        assert isinstance(error, BackendUnavailable) and "use redis://" in str(error)
+
+
+def test_unknown_host_is_unavailable_and_named() -> None:
+    for error in _both_sides_fail("redis://no-such-host.invalid:6379/0"):
+        assert isinstance(error, BackendUnavailable) and "no-such-host.invalid" in str(error)
+
+
+def test_cluster_without_reachable_nodes_is_unavailable() -> None:
+    port = servers.free_port(cluster=True)
+    for error in _both_sides_fail(f"redis+cluster://127.0.0.1:{port}"):
+        assert isinstance(error, BackendUnavailable)
+
+
+# -- faults against a real server process --------------------------------------------------------
+def _every_op(store: RedisBackend) -> dict[str, Callable[[], Any]]:
+    return {
+        "get": lambda: store.get("k"),
+        "set": lambda: store.set("k", b"v"),
+        "delete": lambda: store.delete("k"),
+        "clear": store.clear,
+        "get_many": lambda: store.get_many(["k", "k2"]),
+        "set_many": lambda: store.set_many({"k": b"v", "k2": b"w"}),
+        "add": lambda: store.add("k3", b"v"),
+    }
+
+
+def _every_aop(store: RedisBackend) -> dict[str, Callable[[], Any]]:
+    return {
+        "aget": lambda: store.aget("k"),
+        "aset": lambda: store.aset("k", b"v"),
+        "adelete": lambda: store.adelete("k"),
+        "aclear": store.aclear,
+        "aget_many": lambda: store.aget_many(["k", "k2"]),
+        "aset_many": lambda: store.aset_many({"k": b"v", "k2": b"w"}),
+        "aadd": lambda: store.aadd("k3", b"v"),
+    }
+
+
+async def _assert_all_fail_within(store: RedisBackend, limit: float) -> None:
+    for name, op in _every_op(store).items():
+        start = time.monotonic()
+        with pytest.raises(BackendUnavailable):
+            op()
+        assert time.monotonic() - start < limit, name
+    for name, aop in _every_aop(store).items():
+        start = time.monotonic()
+        with pytest.raises(BackendUnavailable):
+            await aop()
+        assert time.monotonic() - start < limit, name
+
+
+async def _assert_all_work(store: RedisBackend) -> None:
+    for op in _every_op(store).values():
+        op()
+    for aop in _every_aop(store).values():
+        await aop()
+    store.set("k", b"back")
+    assert store.get("k") == b"back" and await store.aget("k") == b"back"
+
+
+async def test_killed_server_fails_fast_and_restart_recovers(own_server: Any) -> None:
+    store = create_backend(own_server.url, namespace=ns())
+    assert isinstance(store, RedisBackend)
+    try:
+        await _assert_all_work(store)  # both pools now hold live connections
+        own_server.kill()
+        await _assert_all_fail_within(store, limit=0.5)
+        own_server.restart()  # same port: the same backend object reconnects
+        await _assert_all_work(store)
+    finally:
+        await store.aclose()
+
+
+async def test_hung_server_costs_one_timeout_per_op_and_recovers(own_server: Any) -> None:
+    store = create_backend(own_server.url, namespace=ns(), socket_timeout=0.2)
+    assert isinstance(store, RedisBackend)
+    try:
+        await _assert_all_work(store)
+        os.kill(own_server.proc.pid, signal.SIGSTOP)  # accepts nothing, answers nothing
+        try:
+            # One socket timeout (0.2 s) per op, no retry storm; clear = SCAN + pipeline.
+            await _assert_all_fail_within(store, limit=0.45)
+        finally:
+            os.kill(own_server.proc.pid, signal.SIGCONT)
+        await _assert_all_work(store)
+    finally:
+        await store.aclose()
+
+
+def test_async_client_follows_the_event_loop(standalone: Any) -> None:
+    store = create_backend(standalone.url, namespace=ns())
+    try:
+        # Two asyncio.run calls: two loops. The client of the first is closed as its loop ends
+        # (no ResourceWarning, which pytest turns into an error) and the second gets its own.
+        asyncio.run(store.aset("k", b"v"))
+        assert asyncio.run(store.aget("k")) == b"v"
+        store.clear()
+    finally:
+        store.close()
