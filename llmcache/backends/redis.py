@@ -26,11 +26,11 @@ Example::
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import itertools
 import math
 import threading
-from collections.abc import AsyncGenerator, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Literal, Self
 
 import redis
@@ -43,7 +43,13 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
-from llmcache.backends._redis_support import explain_error, parse_redis_url
+from llmcache.backends._redis_support import (
+    AsyncPool,
+    LoopBoundClient,
+    explain_error,
+    glob_escape,
+    parse_redis_url,
+)
 from llmcache.backends.base import Backend, BackendOptions, parse_options, url_options
 from llmcache.errors import LLMCacheError
 
@@ -72,29 +78,6 @@ class RedisOptions(BackendOptions):
     default_ttl: float | None = Field(default=None, gt=0)
 
 
-def _glob_escape(text: str) -> str:
-    """``text`` as a literal inside a SCAN MATCH pattern."""
-    return "".join("\\" + c if c in "*?[]\\^-" else c for c in text)
-
-
-class _AsyncPool(redis.asyncio.BlockingConnectionPool):
-    """Shares one TLS context between the pool's connections.
-
-    redis-py builds a context per connection, loading the system CA store each time: ~30 ms of
-    event-loop CPU per new connection, so a burst of 100 concurrent first lookups timed out.
-    """
-
-    _tls_context: Any = None
-
-    def make_connection(self) -> Any:
-        conn = super().make_connection()  # type: ignore[no-untyped-call]
-        if isinstance(conn, redis.asyncio.SSLConnection):
-            if self._tls_context is None:
-                self._tls_context = conn.ssl_context
-            conn.ssl_context = self._tls_context
-        return conn
-
-
 class RedisBackend(Backend):
     """A standalone Redis or Valkey node (ElastiCache with cluster mode disabled)."""
 
@@ -115,9 +98,7 @@ class RedisBackend(Backend):
         self._password = secret.get_secret_value() if secret else self.url.password
         self._lock = threading.Lock()
         self._sync: Any = None
-        self._async: Any = None
-        self._async_loop: asyncio.AbstractEventLoop | None = None
-        self._async_guard: AsyncGenerator[None, None] | None = None
+        self._async = LoopBoundClient(self._create_async_client)
 
     @classmethod
     def from_url(cls, url: str, *, namespace: str = "default", **options: Any) -> Self:
@@ -162,7 +143,7 @@ class RedisBackend(Backend):
         return redis.Redis.from_pool(self._pool(redis, Retry))
 
     def _create_async_client(self) -> Any:
-        return redis.asyncio.Redis.from_pool(self._pool(redis.asyncio, AsyncRetry, _AsyncPool))
+        return redis.asyncio.Redis.from_pool(self._pool(redis.asyncio, AsyncRetry, AsyncPool))
 
     def _pool(self, driver: Any, retry: Any, pool_class: Any = None) -> Any:
         # A blocking pool: over max_connections an operation waits for a free connection (at most
@@ -186,40 +167,8 @@ class RedisBackend(Backend):
         return self._sync
 
     def _aclient(self) -> Any:
-        loop = asyncio.get_running_loop()
-        if self._async is None or self._async_loop is not loop:
-            self._drop_async()
-            with self._errors("connect"):
-                client = self._create_async_client()
-            self._async, self._async_loop = client, loop
-            # asyncio.run / Runner close the loop's async generators before closing the loop:
-            # this one closes the client then, while its loop can still run the goodbyes.
-            self._async_guard = guard = self._close_with_loop(client)
-            with contextlib.suppress(StopIteration):  # run to the yield: registers with the loop
-                guard.asend(None).send(None)
-        return self._async
-
-    async def _close_with_loop(self, client: Any) -> AsyncGenerator[None, None]:
-        try:
-            yield
-        finally:
-            if self._async is client:
-                self._async = self._async_loop = self._async_guard = None
-                await client.aclose()
-
-    def _drop_async(self) -> None:
-        """Let go of the async client of another (or no) loop; close it there if that loop runs."""
-        client, loop = self._async, self._async_loop
-        self._async = self._async_loop = None
-        self._finish_guard()
-        if client is not None and loop is not None and loop.is_running():
-            asyncio.run_coroutine_threadsafe(client.aclose(), loop)
-
-    def _finish_guard(self) -> None:
-        guard, self._async_guard = self._async_guard, None
-        if guard is not None:  # its client is no longer current: it finishes without awaiting
-            with contextlib.suppress(StopIteration, RuntimeError):
-                guard.aclose().send(None)
+        with self._errors("connect"):
+            return self._async.client()
 
     @contextlib.contextmanager
     def _errors(self, op: str) -> Iterator[None]:
@@ -251,7 +200,7 @@ class RedisBackend(Backend):
             self._client().unlink(self.full_key(key))
 
     def clear(self) -> None:
-        client, pattern = self._client(), _glob_escape(self.key_prefix) + "*"
+        client, pattern = self._client(), glob_escape(self.key_prefix) + "*"
         with self._errors("SCAN/UNLINK"):
             batch: list[bytes] = []
             for key in client.scan_iter(match=pattern, count=BATCH):
@@ -275,7 +224,7 @@ class RedisBackend(Backend):
             client, self._sync = self._sync, None
         if client is not None:
             client.close()
-        self._drop_async()
+        self._async.drop()
 
     def get_many(self, keys: Iterable[str]) -> list[bytes | None]:
         keys = list(keys)
@@ -317,7 +266,7 @@ class RedisBackend(Backend):
             await self._aclient().unlink(self.full_key(key))
 
     async def aclear(self) -> None:
-        client, pattern = self._aclient(), _glob_escape(self.key_prefix) + "*"
+        client, pattern = self._aclient(), glob_escape(self.key_prefix) + "*"
         with self._errors("SCAN/UNLINK"):
             batch: list[bytes] = []
             async for key in client.scan_iter(match=pattern, count=BATCH):
@@ -336,11 +285,7 @@ class RedisBackend(Backend):
                 await pipe.execute()
 
     async def aclose(self) -> None:
-        client = self._async
-        if client is not None and self._async_loop is asyncio.get_running_loop():
-            self._async = self._async_loop = None
-            self._finish_guard()
-            await client.aclose()
+        await self._async.aclose()
         self.close()
 
     async def aget_many(self, keys: Iterable[str]) -> list[bytes | None]:
@@ -371,14 +316,11 @@ class RedisBackend(Backend):
 
     # -- introspection --------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
-        client, pattern = self._client(), _glob_escape(self.key_prefix) + "*"
+        client, pattern = self._client(), glob_escape(self.key_prefix) + "*"
         with self._errors("INFO"):
             server, memory = client.info("server"), client.info("memory")
-            entries = 0
-            for _ in client.scan_iter(match=pattern, count=BATCH):
-                entries += 1
-                if entries >= INFO_SCAN_LIMIT:
-                    break
+            keys = client.scan_iter(match=pattern, count=BATCH)
+            entries = sum(1 for _ in itertools.islice(keys, INFO_SCAN_LIMIT))
         return {
             **super().info(),
             "server": self.url.where,
