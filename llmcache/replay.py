@@ -65,7 +65,7 @@ log = logging.getLogger("llmcache")
 #: the four temperature modes, compared by default.
 DEFAULT_POLICIES: tuple[str, ...] = ("include", "ignore", "bypass_above:0.5", "sample:3")
 #: example prices in USD per 1M tokens: OpenAI gpt-4o-mini list prices (openai.com/api/pricing,
-#: as of 2025-06). Override them (``--input-price`` / ``--output-price``) with your own.
+#: at the model's launch, July 2024). Override them (``--input-price`` / ``--output-price``).
 DEFAULT_INPUT_PRICE = 0.15
 DEFAULT_OUTPUT_PRICE = 0.60
 
