@@ -97,7 +97,11 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("LLMCACHE_MOMENTO_API_KEY", "MOMENTO_API_KEY"),
         description="Momento API key (falls back to MOMENTO_API_KEY)",
     )
-    momento_endpoint: str | None = Field(default=None, description="Momento endpoint (v2 keys)")
+    momento_endpoint: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("LLMCACHE_MOMENTO_ENDPOINT", "MOMENTO_ENDPOINT"),
+        description="Momento endpoint for v2 API keys (falls back to MOMENTO_ENDPOINT)",
+    )
 
     @field_validator("namespace")
     @classmethod
