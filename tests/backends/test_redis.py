@@ -390,3 +390,105 @@ def test_async_client_follows_the_event_loop(standalone: Any) -> None:
         store.clear()
     finally:
         store.close()
+
+
+# -- LangChain end to end ------------------------------------------------------------------------
+@pytest.fixture(params=["standalone", "tls_server", "cluster"])
+def any_server(request: pytest.FixtureRequest) -> Any:
+    return request.getfixturevalue(request.param)
+
+
+def _chat(cache: Any, n: int = 50) -> Any:
+    from langchain_core.language_models import FakeListChatModel
+
+    # Answers "answer-0", "answer-1", ... in turn: a repeated answer can only come from the cache.
+    return FakeListChatModel(responses=[f"answer-{i}" for i in range(n)], cache=cache)
+
+
+def _langchain_cache(url: str, **options: Any) -> Any:
+    from llmcache.adapters.langchain import LangChainCache
+
+    return LangChainCache.from_url(url, namespace=ns(), **RELAXED, **options)
+
+
+@pytest.mark.langchain
+def test_langchain_chat_hits_on_every_server_shape(any_server: Any) -> None:
+    cache = _langchain_cache(any_server.url)
+    model = _chat(cache)
+    try:
+        first = model.invoke("What is the capital of France?").content
+        assert model.invoke("What is the capital of France?").content == first
+        assert model.invoke("And of Spain?").content != first
+        assert cache.stats["hits"] == 1 and cache.stats["errors"] == 0
+    finally:
+        cache.clear()
+        cache.close()
+
+
+@pytest.mark.langchain
+async def test_langchain_async_hits_on_every_server_shape(any_server: Any) -> None:
+    cache = _langchain_cache(any_server.url)
+    model = _chat(cache)
+    try:
+        answers = await asyncio.gather(*(model.ainvoke(f"q{i}") for i in range(8)))
+        again = await asyncio.gather(*(model.ainvoke(f"q{i}") for i in range(8)))
+        assert [a.content for a in again] == [a.content for a in answers]
+        assert cache.stats["hits"] == 8 and cache.stats["errors"] == 0
+    finally:
+        await cache.aclear()
+        await cache.aclose()
+
+
+def _fault_cache(url: str) -> Any:
+    from llmcache import LLMCache
+    from llmcache._breaker import CircuitBreaker
+    from llmcache.adapters.langchain import LangChainCache
+
+    backend = create_backend(url, namespace=ns())
+    return LangChainCache(LLMCache(backend, breaker=CircuitBreaker(failures=3, cooldown=0.5)))
+
+
+@pytest.mark.langchain
+async def test_langchain_calls_survive_a_killed_server_and_hits_resume(own_server: Any) -> None:
+    cache = _fault_cache(own_server.url)
+    model = _chat(cache)
+    try:
+        cached = model.invoke("warm").content
+        assert model.invoke("warm").content == cached
+        own_server.kill()
+        answers = [model.invoke("warm").content for _ in range(3)]
+        answers += [(await model.ainvoke("warm")).content for _ in range(3)]
+        # Every call got the model's own (fresh) answer; nothing was raised to the caller.
+        assert len(set(answers)) == 6 and cached not in answers
+        assert cache.stats["errors"] >= 3 and cache.stats["skipped_open_circuit"] >= 1
+        own_server.restart()
+        await asyncio.sleep(0.6)  # the breaker's cooldown: its probe finds the store back
+        fresh = model.invoke("after restart").content
+        assert model.invoke("after restart").content == fresh
+        assert (await model.ainvoke("after restart")).content == fresh
+    finally:
+        await cache.aclose()
+
+
+@pytest.mark.langchain
+def test_langchain_call_on_a_hung_server_costs_at_most_its_timeouts(own_server: Any) -> None:
+    cache = _fault_cache(own_server.url)
+    model = _chat(cache)
+    try:
+        model.invoke("warm")
+        os.kill(own_server.proc.pid, signal.SIGSTOP)
+        try:
+            costs = []
+            for i in range(5):
+                start = time.monotonic()
+                assert model.invoke(f"q{i}").content.startswith("answer-")
+                costs.append(time.monotonic() - start)
+        finally:
+            os.kill(own_server.proc.pid, signal.SIGCONT)
+        # Until the breaker opens (3 faults): a lookup and an update, one 250 ms timeout each.
+        # After: the store is skipped, a call costs what it costs without a cache.
+        print("LangChain call cost with a hung Redis (s):", [round(c, 3) for c in costs])
+        assert max(costs[:2]) < 2 * 0.25 + 0.25
+        assert max(costs[3:]) < 0.05
+    finally:
+        cache.close()
