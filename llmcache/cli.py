@@ -18,9 +18,11 @@ from rich.console import Console
 from rich.table import Table
 
 from llmcache._bench_cli import bench
-from llmcache.cache import LLMCache, load_settings
+from llmcache.cache import DEFAULT_TTL, LLMCache, load_settings
 from llmcache.config import Settings
 from llmcache.errors import LLMCacheError
+from llmcache.replay import DEFAULT_INPUT_PRICE, DEFAULT_OUTPUT_PRICE, DEFAULT_POLICIES
+from llmcache.replay import replay as run_replay
 
 __all__ = ["app", "main"]
 
@@ -217,18 +219,18 @@ def replay(
             "--policy",
             "-p",
             help="temperature mode, repeatable: include | ignore | bypass_above:T | sample:K "
-            "[default: all four: include, ignore, bypass_above:0.5, sample:3]",
+            "(default: all four: include, ignore, bypass_above:0.5, sample:3)",
         ),
     ] = None,
     ttl: Annotated[
         float, typer.Option(min=0.0, help="entry lifetime in seconds of the log's ts; 0 = never")
-    ] = 86_400.0,
+    ] = DEFAULT_TTL,
     input_price: Annotated[
         float, typer.Option(min=0.0, help="USD per 1M input tokens (example: gpt-4o-mini)")
-    ] = 0.15,
+    ] = DEFAULT_INPUT_PRICE,
     output_price: Annotated[
         float, typer.Option(min=0.0, help="USD per 1M output tokens (example: gpt-4o-mini)")
-    ] = 0.60,
+    ] = DEFAULT_OUTPUT_PRICE,
     ignore_param: Annotated[
         list[str] | None, typer.Option("--ignore-param", help="leave this parameter out of keys")
     ] = None,
@@ -238,9 +240,6 @@ def replay(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of a table")] = False,
 ) -> None:
     """Replay a log of real requests through key policies: hit rate, tokens and $ saved."""
-    from llmcache.replay import DEFAULT_POLICIES
-    from llmcache.replay import replay as run_replay
-
     try:
         report = run_replay(
             log,
