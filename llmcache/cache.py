@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, Literal, Self
 
@@ -39,6 +39,10 @@ OnError = Literal["miss", "raise"]
 DEFAULT_TTL = 86_400.0  # one day: long enough to pay off, short enough for models to change
 _SAMPLE_TURNS_KEPT = 10_000  # keys whose round-robin position we remember (bounded memory)
 _FAULT_LOG_INTERVAL = 60.0  # seconds: a burst of store faults is logged once, not per call
+# Decoded answers kept per key, reused while the store returns the very same bytes: a repeated
+# hit then skips decompression, JSON parsing and object construction (a third of a local hit).
+_MEMO_ENTRIES = 1024
+_MEMO_MAX_VALUE = 64 * 1024  # bytes; bigger values are decoded every time
 
 
 class LLMCache:
@@ -53,6 +57,7 @@ class LLMCache:
         ttl: float | None = DEFAULT_TTL,
         on_error: OnError = "miss",
         breaker: CircuitBreaker | None = None,
+        materialize: Callable[[Any], Any] | None = None,
     ) -> None:
         if on_error not in ("miss", "raise"):
             raise ConfigError(f"invalid on_error {on_error!r}: use 'miss' or 'raise'")
@@ -68,6 +73,11 @@ class LLMCache:
         self._turns: OrderedDict[str, int] = OrderedDict()
         self._turns_lock = threading.Lock()
         self._last_fault_log = 0.0
+        #: Turns a stored JSON answer into what ``lookup`` returns (the LangChain adapter sets
+        #: it to rebuild generations); it raises :class:`CodecError` for answers it rejects.
+        self.materialize = materialize
+        self._memo: OrderedDict[str, tuple[bytes, list[Any]]] = OrderedDict()
+        self._memo_lock = threading.Lock()
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -283,9 +293,35 @@ class LLMCache:
             return None
         return answers
 
+    def _materialized(self, key: str, data: bytes | None) -> list[Any] | None:
+        """The stored answers, decoded and materialized; reused while the bytes are the same."""
+        if data is None:
+            return None
+        with self._memo_lock:
+            memo = self._memo.get(key)
+            if memo is not None and memo[0] == data:
+                self._memo.move_to_end(key)
+                return memo[1]
+        answers = self._stored_answers(key, data)
+        if answers is None:
+            return None
+        if self.materialize is not None:
+            try:
+                answers = [self.materialize(a) for a in answers]
+            except CodecError as exc:
+                self.stats.incr("decode_errors")
+                log.debug("llmcache: stored answer under %s rejected: %s", key, exc)
+                return None
+        if len(data) <= _MEMO_MAX_VALUE:
+            with self._memo_lock:
+                self._memo[key] = (data, answers)
+                if len(self._memo) > _MEMO_ENTRIES:
+                    self._memo.popitem(last=False)
+        return answers
+
     def _answer_from(self, decision: KeyDecision, data: bytes | None) -> Any | None:
         assert decision.key is not None
-        answers = self._stored_answers(decision.key, data)
+        answers = self._materialized(decision.key, data)
         if answers is None or len(answers) < decision.samples:
             # Under sample:k a key is a miss until k answers are stored.
             self.stats.incr("misses")

@@ -182,3 +182,17 @@ class TestStandardAsyncDisk(AsyncCacheTestSuite):
     @pytest.fixture
     async def cache(self, tmp_path: Path) -> BaseCache:
         return LangChainCache.from_url(f"disk://{tmp_path}")
+
+
+def test_each_hit_gets_its_own_objects(lc_cache: LangChainCache) -> None:
+    generation = ChatGeneration(message=rich_answer(1))
+    lc_cache.update("p", "llm", [generation])
+    first = lc_cache.lookup("p", "llm")
+    assert first is not None
+    first[0].message.content = "changed by the caller"  # type: ignore[attr-defined]
+    second = lc_cache.lookup("p", "llm")
+    assert second == [generation]
+    # A new answer under the same key is served at once (the memo checks the stored bytes).
+    newer = ChatGeneration(message=rich_answer(2))
+    lc_cache.update("p", "llm", [newer])
+    assert lc_cache.lookup("p", "llm") == [newer]

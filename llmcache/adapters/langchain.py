@@ -45,6 +45,10 @@ class LangChainCache(BaseCache):
 
     def __init__(self, cache: LLMCache, *, record_to: str | os.PathLike[str] | None = None) -> None:
         self.cache = cache
+        if cache.materialize is None:
+            # Generations are rebuilt once per stored value (the cache memoises them); every
+            # hit then gets its own copies, so callers may change what they receive.
+            cache.materialize = generations_from_json
         self.recorder = RequestRecorder(record_to) if record_to is not None else None
 
     @classmethod
@@ -113,13 +117,15 @@ class LangChainCache(BaseCache):
     def _generations(self, answer: Any) -> list[Generation] | None:
         if answer is None:
             return None
-        try:
-            return generations_from_json(answer)
-        except CodecError as exc:
-            # Written by a foreign or broken client: a miss, never a wrong answer or a crash.
-            self.cache.stats.incr("decode_errors")
-            log.debug("llmcache: cached generations do not decode: %s", exc)
-            return None
+        if self.cache.materialize is not generations_from_json:
+            try:
+                answer = generations_from_json(answer)
+            except CodecError as exc:
+                # Written by a foreign or broken client: a miss, never a wrong answer.
+                self.cache.stats.incr("decode_errors")
+                log.debug("llmcache: cached generations do not decode: %s", exc)
+                return None
+        return [_copy(g) for g in answer]
 
     def _answer(self, generations: Sequence[Generation]) -> list[dict[str, Any]] | None:
         try:
@@ -130,6 +136,18 @@ class LangChainCache(BaseCache):
 
     def __repr__(self) -> str:
         return f"LangChainCache({self.cache!r})"
+
+
+def _copy(generation: Generation) -> Generation:
+    """A fresh generation (and message) sharing the immutable-in-practice field values.
+
+    LangChain reassigns ``generation.message`` on a hit (to zero its cost), so every hit needs
+    its own objects; a shallow pydantic copy costs ~2 us where rebuilding costs ~25 us.
+    """
+    message = getattr(generation, "message", None)
+    if message is None:
+        return generation.model_copy()
+    return generation.model_copy(update={"message": message.model_copy()})
 
 
 def _usage(generations: Sequence[Generation]) -> dict[str, int] | None:
