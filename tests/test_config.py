@@ -126,3 +126,25 @@ def test_public_api_is_pinned() -> None:
     ]
     for name in llmcache.__all__:
         assert hasattr(llmcache, name)
+
+
+def test_third_party_backends_register_by_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.metadata import EntryPoint
+
+    import llmcache.registry as registry
+
+    plugin = EntryPoint(
+        name="mystore", value="llmcache.backends.memory:MemoryBackend", group="llmcache.backends"
+    )
+    monkeypatch.setattr(
+        registry, "entry_points", lambda group: [plugin] if group == "llmcache.backends" else []
+    )
+    assert "mystore" in registry.available_schemes()
+    assert isinstance(create_backend("mystore://?max_entries=2"), MemoryBackend)
+    # A built-in scheme cannot be hijacked by a plug-in of the same name.
+    monkeypatch.setattr(
+        registry,
+        "entry_points",
+        lambda group: [EntryPoint(name="memory", value="os:path", group="llmcache.backends")],
+    )
+    assert isinstance(create_backend("memory://"), MemoryBackend)
