@@ -89,7 +89,7 @@ def main() -> None:
                 async_[name].append(asyncio.run(time_async(cache, args.ops // 4)))
         base = "langchain-core InMemoryCache"
         base_s, base_a = statistics.median(sync[base]), statistics.median(async_[base])
-        print(f"{'cache':34} {'sync µs':>9} {'× base':>7} {'async µs':>9} {'× base':>7}")
+        print(f"{'cache':34} {'sync µs':>9} {'x base':>7} {'async µs':>9} {'x base':>7}")
         for name in subjects:
             s, a = statistics.median(sync[name]), statistics.median(async_[name])
             print(f"{name:34} {s * 1e6:9.1f} {s / base_s:7.2f} {a * 1e6:9.1f} {a / base_a:7.2f}")

@@ -128,7 +128,7 @@ class LLMCache:
     # -- sync ---------------------------------------------------------------------------------
     def lookup(self, prompt: str, llm_string: str) -> Any | None:
         """The cached answer for this request, or ``None`` (miss, bypass or store fault)."""
-        decision = self._decide(prompt, llm_string)
+        decision = self._decide(prompt, llm_string, lookup=True)
         if decision is None or decision.key is None:
             return None
         start = time.perf_counter()
@@ -174,7 +174,7 @@ class LLMCache:
     # -- async --------------------------------------------------------------------------------
     async def alookup(self, prompt: str, llm_string: str) -> Any | None:
         """Async :meth:`lookup`, on the backend's native async path."""
-        decision = self._decide(prompt, llm_string)
+        decision = self._decide(prompt, llm_string, lookup=True)
         if decision is None or decision.key is None:
             return None
         start = time.perf_counter()
@@ -222,10 +222,13 @@ class LLMCache:
         return self.policy.explain(prompt, llm_string)
 
     # -- internals ----------------------------------------------------------------------------
-    def _decide(self, prompt: str, llm_string: str) -> KeyDecision | None:
+    def _decide(
+        self, prompt: str, llm_string: str, *, lookup: bool = False
+    ) -> KeyDecision | None:
         decision = self.policy.decide(prompt, llm_string)
         if decision.key is None:
-            self.stats.incr("bypasses")
+            if lookup:  # one request = one lookup (+ one update): count its bypass once
+                self.stats.incr("bypasses")
             return None
         if not self.breaker.allow():
             # The store kept failing: skip it entirely (no timeout paid) until the probe.

@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     breaker_failures: int = Field(default=5, ge=1, description="faults in a row that open it")
     breaker_cooldown: float = Field(default=10.0, gt=0, description="seconds before a probe")
     key: KeySettings = Field(default_factory=KeySettings)
+    record_to: Path | None = Field(
+        default=None, description="append every request to this JSONL log (llmcache replay)"
+    )
     options: dict[str, Any] = Field(
         default_factory=dict, description="backend options, as in the URL query string"
     )

@@ -418,6 +418,7 @@ class _Prepared:
     params: dict[str, Any]
     dropped: dict[str, str]
     bypass: str | None
+    greedy: bool  # temperature is known to be 0: one answer is all there is to keep
     prefix: bytes  # canonical bytes of {"model":..,"params":..,"prompt":" ; digest + '"}' follow
 
 
@@ -432,9 +433,11 @@ def _prepare(
         del params[name]
         dropped[name] = "ignore_params"
     bypass = None
+    greedy = False
     if "temperature" in params:
         raw = params["temperature"]
         temp = _temperature_of(raw)
+        greedy = temp == 0
         if temp is not None:
             params["temperature"] = _canon(temp)
         if kind == "ignore":
@@ -447,7 +450,7 @@ def _prepare(
                 bypass = f"temperature {temp:g} > bypass_above {threshold:g}"
     head = _dumps({"model": parsed.model, "params": params})
     prefix = head[:-1] + b',"prompt":"'
-    return _Prepared(parsed, parsed.model, params, dropped, bypass, prefix)
+    return _Prepared(parsed, parsed.model, params, dropped, bypass, greedy, prefix)
 
 
 # --------------------------------------------------------------------------- the policy
@@ -492,7 +495,9 @@ class KeyPolicy(BaseModel, frozen=True, extra="forbid"):
             return KeyDecision(key=None, reason=prep.bypass, samples=1, material=material)
         body = prep.prefix + pdig.encode() + b'"}'
         key = f"{self.version}:{_digest(body)}"
-        return KeyDecision(key=key, reason=None, samples=mode.samples, material=material)
+        # sample:k is for sampled calls; a temperature-0 call keeps (and serves) one answer.
+        samples = 1 if prep.greedy else mode.samples
+        return KeyDecision(key=key, reason=None, samples=samples, material=material)
 
     def explain(self, prompt: str, llm_string: str) -> str:
         """Return the key material as indented JSON: key, model, params and what was dropped."""

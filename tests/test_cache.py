@@ -156,3 +156,10 @@ def test_bad_arguments_name_the_value() -> None:
         LLMCache(MemoryBackend(), on_error="sometimes")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="ttl -1"):
         LLMCache(MemoryBackend(), ttl=-1)
+
+
+def test_sample_mode_keeps_one_answer_for_temperature_zero() -> None:
+    cache = LLMCache(MemoryBackend(), policy=KeyPolicy(temperature="sample:3"))
+    cache.update("p", LLM, "the greedy answer")  # LLM has temperature 0.0
+    assert cache.lookup("p", LLM) == "the greedy answer"
+    assert cache.policy.decide("p", LLM).samples == 1

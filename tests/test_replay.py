@@ -63,18 +63,18 @@ def counts(report: Any, policy: str) -> tuple[int, int, int]:
 
 def test_hand_written_log_gives_exact_counts_per_policy() -> None:
     log = [
-        line(0, "A", 0.0),  # miss everywhere (fills include/ignore/bypass; sample:3 has 1/3)
-        line(10, "A", 0.0),  # hit; sample:3 2/3 -> miss
-        line(20, "A", 0.0),  # hit; sample:3 3/3 -> miss
-        line(30, "A", 0.7),  # include: new key, miss; ignore: hit; bypass_above:0.5: bypass
-        line(40, "A", 0.0),  # hit everywhere (sample:3 now holds 3 answers)
+        line(0, "A", 0.0),  # miss everywhere (temperature 0: sample:3 keeps one answer)
+        line(10, "A", 0.0),  # hit
+        line(20, "A", 0.0),  # hit
+        line(30, "A", 0.7),  # include/sample: new key, miss; ignore: hit; bypass_above: bypass
+        line(40, "A", 0.0),  # hit everywhere
         line(50, "B", 0.0),  # a new prompt: miss everywhere
     ]
     report = replay(log, ["include", "ignore", "bypass_above:0.5", "sample:3"])
     assert counts(report, "include") == (3, 3, 0)
     assert counts(report, "ignore") == (4, 2, 0)
     assert counts(report, "bypass_above:0.5") == (3, 2, 1)
-    assert counts(report, "sample:3") == (1, 5, 0)
+    assert counts(report, "sample:3") == (3, 3, 0)
     assert report["include"].hit_rate == pytest.approx(0.5)
 
 
@@ -222,7 +222,7 @@ def test_recorded_log_replays_to_the_live_hit_count(tmp_path: Path, mode: str) -
     assert report[mode].hits == live["hits"] > 0
     # LLMCache counts a bypassed request twice (in lookup and in update); replay counts requests
     expected_bypasses = 4 if mode == "bypass_above:0.5" else 0
-    assert report[mode].bypasses == expected_bypasses == live["bypasses"] // 2
+    assert report[mode].bypasses == expected_bypasses == live["bypasses"]
 
 
 def test_default_cache_log_replays_to_live_counts_and_usage(tmp_path: Path) -> None:
@@ -366,3 +366,18 @@ def test_cli_bad_line_is_a_clear_error_or_skipped(tmp_path: Path) -> None:
     assert result.exit_code == 0 and "skipped 1 bad lines" in result.output
     result = runner.invoke(app, ["replay", str(path), "-p", "sample:1"])
     assert result.exit_code == 1 and "sample needs k >= 2" in result.output
+
+
+def test_record_to_setting_turns_recording_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "requests.jsonl"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LLMCACHE_URL", "memory://")
+    monkeypatch.setenv("LLMCACHE_RECORD_TO", str(log))
+    cache = LangChainCache.from_settings()
+    model = FakeListChatModel(responses=["a"], cache=cache)
+    model.invoke("q")
+    model.invoke("q")
+    cache.close()
+    assert len(log.read_text().splitlines()) == 2

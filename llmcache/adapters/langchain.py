@@ -62,8 +62,14 @@ class LangChainCache(BaseCache):
     def from_settings(
         cls, settings: Settings | None = None, *, record_to: str | os.PathLike[str] | None = None
     ) -> Self:
-        """Cache configured by :class:`~llmcache.Settings` (``LLMCACHE_*``, .env, TOML)."""
-        return cls(LLMCache.from_settings(settings), record_to=record_to)
+        """Cache configured by :class:`~llmcache.Settings` (``LLMCACHE_*``, .env, TOML).
+
+        ``record_to`` defaults to the ``record_to`` setting (``LLMCACHE_RECORD_TO``).
+        """
+        from llmcache.cache import load_settings
+
+        settings = settings or load_settings()
+        return cls(LLMCache.from_settings(settings), record_to=record_to or settings.record_to)
 
     @property
     def stats(self) -> dict[str, Any]:
