@@ -194,16 +194,28 @@ class LoopBoundClient:
         self._client: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._guard: AsyncGenerator[None, None] | None = None
+        self._ready = False
+        self._init_lock = asyncio.Lock()
 
-    def client(self) -> Any:
+    async def client(self) -> Any:
         loop = asyncio.get_running_loop()
         if self._client is None or self._loop is not loop:
             self.drop()
             self._client, self._loop = self._factory(), loop
+            self._ready, self._init_lock = False, asyncio.Lock()
             self._guard = guard = self._close_with_loop(self._client)
             with contextlib.suppress(StopIteration):  # run to the yield: registers with the loop
                 guard.asend(None).send(None)
-        return self._client
+        client = self._client
+        if not self._ready:
+            # Connect (a cluster: learn its slots) once, before concurrent callers use it:
+            # redis-py's async cluster, first used by many tasks at once, drops connections
+            # under some of them ("Connection closed by server").
+            async with self._init_lock:
+                if not self._ready:
+                    await client.initialize()
+                    self._ready = True
+        return client
 
     async def _close_with_loop(self, client: Any) -> AsyncGenerator[None, None]:
         try:

@@ -166,9 +166,9 @@ class RedisBackend(Backend):
                     self._sync = self._create_sync_client()
         return self._sync
 
-    def _aclient(self) -> Any:
+    async def _aclient(self) -> Any:
         with self._errors("connect"):
-            return self._async.client()
+            return await self._async.client()
 
     @contextlib.contextmanager
     def _errors(self, op: str) -> Iterator[None]:
@@ -253,20 +253,23 @@ class RedisBackend(Backend):
     # -- async side (native redis.asyncio) ------------------------------------------------------
     async def aget(self, key: str) -> bytes | None:
         with self._errors("GET"):
-            value: bytes | None = await self._aclient().get(self.full_key(key))
+            client = await self._aclient()
+            value: bytes | None = await client.get(self.full_key(key))
         return value
 
     async def aset(self, key: str, value: bytes, ttl: float | None = None) -> None:
         px = self._px(ttl)
         with self._errors("SET"):
-            await self._aclient().set(self.full_key(key), value, px=px)
+            client = await self._aclient()
+            await client.set(self.full_key(key), value, px=px)
 
     async def adelete(self, key: str) -> None:
         with self._errors("UNLINK"):
-            await self._aclient().unlink(self.full_key(key))
+            client = await self._aclient()
+            await client.unlink(self.full_key(key))
 
     async def aclear(self) -> None:
-        client, pattern = self._aclient(), glob_escape(self.key_prefix) + "*"
+        client, pattern = await self._aclient(), glob_escape(self.key_prefix) + "*"
         with self._errors("SCAN/UNLINK"):
             batch: list[bytes] = []
             async for key in client.scan_iter(match=pattern, count=BATCH):
@@ -293,7 +296,8 @@ class RedisBackend(Backend):
         if not keys:
             return []
         with self._errors("GET (pipelined)"):
-            async with self._aclient().pipeline(transaction=False) as pipe:
+            client = await self._aclient()
+            async with client.pipeline(transaction=False) as pipe:
                 for key in keys:
                     pipe.get(self.full_key(key))
                 values: list[bytes | None] = await pipe.execute()
@@ -304,7 +308,8 @@ class RedisBackend(Backend):
         if not items:
             return
         with self._errors("SET (pipelined)"):
-            async with self._aclient().pipeline(transaction=False) as pipe:
+            client = await self._aclient()
+            async with client.pipeline(transaction=False) as pipe:
                 for key, value in items.items():
                     pipe.set(self.full_key(key), value, px=px)
                 await pipe.execute()
@@ -312,7 +317,8 @@ class RedisBackend(Backend):
     async def aadd(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         px = self._px(ttl)
         with self._errors("SET NX"):
-            return bool(await self._aclient().set(self.full_key(key), value, px=px, nx=True))
+            client = await self._aclient()
+            return bool(await client.set(self.full_key(key), value, px=px, nx=True))
 
     # -- introspection --------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
