@@ -21,6 +21,7 @@ from llmcache._bench_cli import bench
 from llmcache.cache import DEFAULT_TTL, LLMCache, load_settings
 from llmcache.config import Settings
 from llmcache.errors import LLMCacheError
+from llmcache.registry import redact_url
 from llmcache.replay import DEFAULT_INPUT_PRICE, DEFAULT_OUTPUT_PRICE, DEFAULT_POLICIES
 from llmcache.replay import replay as run_replay
 
@@ -76,7 +77,9 @@ def demo(
     except LLMCacheError as exc:
         raise _fail(exc) from None
     model, label = demo_model(latency, use_openai=openai and bool(os.environ.get("OPENAI_API_KEY")))
-    console.print(f"model: [bold]{label}[/]   cache: [bold]{settings.url}[/] ({namespace})")
+    console.print(
+        f"model: [bold]{label}[/]   cache: [bold]{redact_url(settings.url)}[/] ({namespace})"
+    )
     without: list[float] = []
     with_cache: list[float] = []
     with console.status("asking without a cache..."):
@@ -172,7 +175,10 @@ def clear(
     try:
         settings = _settings(url, namespace)
         if not yes:
-            typer.confirm(f"Clear namespace {settings.namespace!r} of {settings.url}?", abort=True)
+            typer.confirm(
+                f"Clear namespace {settings.namespace!r} of {redact_url(settings.url)}?",
+                abort=True,
+            )
         cache = LLMCache.from_settings(settings.model_copy(update={"on_error": "raise"}))
         cache.clear()
         cache.close()
@@ -188,7 +194,9 @@ def doctor(url: UrlOpt = None, namespace: NamespaceOpt = None) -> None:
     ok = True
     try:
         settings = _settings(url, namespace)
-        checks.add_row("settings", f"url={settings.url} namespace={settings.namespace}", "")
+        checks.add_row(
+            "settings", f"url={redact_url(settings.url)} namespace={settings.namespace}", ""
+        )
         start = time.perf_counter()
         cache = LLMCache.from_settings(settings)
         checks.add_row("connect", type(cache.backend).__name__, _ms(start))
@@ -204,9 +212,12 @@ def doctor(url: UrlOpt = None, namespace: NamespaceOpt = None) -> None:
         cache.close()
     except (LLMCacheError, OSError) as exc:
         ok = False
-        checks.add_row("[red]failed[/]", f"{type(exc).__name__}: {exc}", "")
+        problem = f"{type(exc).__name__}: {exc}"
+        checks.add_row("[red]failed[/]", "see below", "")
     console.print(checks)
     if not ok:
+        # Unwrapped, so the whole message can be read and searched (and copied into a ticket).
+        console.print(f"[bold red]error:[/] {problem}", soft_wrap=True)
         raise typer.Exit(code=1)
 
 

@@ -15,12 +15,19 @@ from __future__ import annotations
 import importlib
 from importlib.metadata import entry_points
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from llmcache.backends.base import Backend
 from llmcache.errors import BackendUnavailable, ConfigError
 
-__all__ = ["BUILTIN_SCHEMES", "available_schemes", "backend_class", "create_backend", "scheme_of"]
+__all__ = [
+    "BUILTIN_SCHEMES",
+    "available_schemes",
+    "backend_class",
+    "create_backend",
+    "redact_url",
+    "scheme_of",
+]
 
 #: scheme → (import string, pip extra that brings its driver, or None)
 BUILTIN_SCHEMES: dict[str, tuple[str, str | None]] = {
@@ -86,3 +93,26 @@ def backend_class(scheme: str) -> type[Backend]:
 def create_backend(url: str, *, namespace: str = "default", **options: Any) -> Backend:
     """Build the backend a URL names; keyword options override the URL's query parameters."""
     return backend_class(scheme_of(url)).from_url(url, namespace=namespace, **options)
+
+
+_SECRET_OPTIONS = ("password", "api_key", "token", "auth")
+
+
+def redact_url(url: str) -> str:
+    """``url`` safe to print: the password and secret-looking query values become ``***``."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        userinfo, _, hosts = netloc.rpartition("@")
+        user = userinfo.split(":", 1)[0]
+        netloc = f"{user}:***@{hosts}" if ":" in userinfo else f"***@{hosts}"
+    query = urlencode(
+        [
+            (k, "***" if any(s in k.lower() for s in _SECRET_OPTIONS) else v)
+            for k, v in parse_qsl(parts.query, keep_blank_values=True)
+        ],
+        safe="/:*",
+    )
+    if netloc == parts.netloc and query == parts.query:
+        return url  # nothing secret: print it as the user wrote it
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))

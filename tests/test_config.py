@@ -148,3 +148,14 @@ def test_third_party_backends_register_by_entry_point(monkeypatch: pytest.Monkey
         lambda group: [EntryPoint(name="memory", value="os:path", group="llmcache.backends")],
     )
     assert isinstance(create_backend("memory://"), MemoryBackend)
+
+
+def test_urls_are_redacted_for_printing() -> None:
+    from llmcache.registry import redact_url
+
+    assert redact_url("rediss://app:s3cret@h:6380/0?ssl_ca_certs=/ca.crt") == (
+        "rediss://app:***@h:6380/0?ssl_ca_certs=/ca.crt"
+    )
+    assert redact_url("redis://:token@h:6379/0") == "redis://:***@h:6379/0"
+    assert "xyz" not in redact_url("momento://c?api_key=xyz&local=h:1")
+    assert redact_url("disk:///tmp/x?size_limit=1GB") == "disk:///tmp/x?size_limit=1GB"

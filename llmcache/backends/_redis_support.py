@@ -165,6 +165,31 @@ class AsyncPool(redis.asyncio.BlockingConnectionPool):
     """
 
     _tls_context: Any = None
+    _fair: asyncio.Semaphore | None = None
+
+    # redis-py's blocking pool wakes waiters through a Condition, in no particular order: at 64
+    # concurrent lookups on 50 connections some waited past the pool timeout, which counted as
+    # store faults and opened the breaker. A FIFO semaphore of max_connections in front of the
+    # pool serves waiters in arrival order, and the pool itself then never has to wait.
+    def _slots(self) -> asyncio.Semaphore:
+        if self._fair is None:
+            self._fair = asyncio.Semaphore(self.max_connections)
+        return self._fair
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        slots = self._slots()
+        await slots.acquire()
+        try:
+            return await super().get_connection(*args, **kwargs)  # type: ignore[no-untyped-call]
+        except BaseException:
+            slots.release()
+            raise
+
+    async def release(self, connection: Any) -> None:
+        try:
+            await super().release(connection)
+        finally:
+            self._slots().release()
 
     def make_connection(self) -> Any:
         conn = super().make_connection()  # type: ignore[no-untyped-call]

@@ -492,3 +492,55 @@ def test_langchain_call_on_a_hung_server_costs_at_most_its_timeouts(own_server: 
         assert max(costs[3:]) < 0.05
     finally:
         cache.close()
+
+
+def test_doctor_says_what_is_wrong(
+    tls_server: Any, standalone: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from llmcache.cli import app
+
+    monkeypatch.chdir(tmp_path)  # no llmcache.toml / .env from elsewhere
+    ca = tls_server.workdir / "ca.crt"
+    runner = CliRunner()
+    healthy = runner.invoke(app, ["doctor", "--url", tls_server.url])
+    assert healthy.exit_code == 0, healthy.output
+    cases = {
+        f"rediss://llmcache:wrong-pw@127.0.0.1:{tls_server.port}/0?ssl_ca_certs={ca}": (
+            "authentication failed for user 'llmcache'"
+        ),
+        f"redis://127.0.0.1:{tls_server.port}/0": "use rediss://",
+        f"rediss://127.0.0.1:{standalone.port}/0": "use redis://",
+        "redis://no-such-host.invalid:6379/0": "no-such-host.invalid",
+        "redis://127.0.0.1:6379/0?socket_timeout=soon": "socket_timeout",
+    }
+    for url, message in cases.items():
+        result = runner.invoke(app, ["doctor", "--url", url])
+        assert result.exit_code == 1, url
+        assert message in result.output, result.output
+        assert "wrong-pw" not in result.output
+
+
+def test_64_concurrent_lookups_on_a_small_pool_all_hit(standalone: Any) -> None:
+    """More concurrent lookups than pooled connections queue in order: no pool timeouts,
+    so no store faults, no open circuit and no spurious misses."""
+    from llmcache import LLMCache
+
+    async def run() -> tuple[int, int]:
+        cache = LLMCache.from_url(
+            standalone.url, namespace=ns(), max_connections=2, socket_timeout=0.05
+        )
+        llm = "[('_type', 'fake')]"
+        await cache.aupdate("p", llm, {"text": "x" * 2000})
+
+        async def worker() -> int:
+            return sum([await cache.alookup("p", llm) is None for _ in range(30)])
+
+        misses = sum(await asyncio.gather(*(worker() for _ in range(64))))
+        errors = cache.stats["errors"]
+        await cache.aclear()
+        await cache.aclose()
+        return misses, errors
+
+    assert asyncio.run(run()) == (0, 0)
