@@ -43,6 +43,10 @@ _FAULT_LOG_INTERVAL = 60.0  # seconds: a burst of store faults is logged once, n
 # hit then skips decompression, JSON parsing and object construction (a third of a local hit).
 _MEMO_ENTRIES = 1024
 _MEMO_MAX_VALUE = 64 * 1024  # bytes; bigger values are decoded every time
+# After a lookup fails, the same request's update (made once the model answered) is skipped:
+# a sick store then costs a call one timeout, not two. Remembered this long, at most this many.
+_FAILED_LOOKUP_SECONDS = 120.0
+_FAILED_LOOKUPS_KEPT = 10_000
 
 
 class LLMCache:
@@ -78,6 +82,7 @@ class LLMCache:
         self.materialize = materialize
         self._memo: OrderedDict[str, tuple[bytes, list[Any]]] = OrderedDict()
         self._memo_lock = threading.Lock()
+        self._failed_lookups: OrderedDict[str, float] = OrderedDict()
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -135,7 +140,10 @@ class LLMCache:
         with self._guard("lookup") as ok:
             data = self.backend.get(decision.key)
         if not ok:
+            self._lookup_failed(decision.key)
             return None
+        if self._failed_lookups:  # the store answers again: this key's update may proceed
+            self._skip_update(decision.key, count=False)
         answer = self._answer_from(decision, data)
         self.stats.lookup_latency.add(time.perf_counter() - start)
         return answer
@@ -143,7 +151,7 @@ class LLMCache:
     def update(self, prompt: str, llm_string: str, answer: Any) -> None:
         """Store ``answer`` for this request (no-op when the policy bypasses it)."""
         decision = self._decide(prompt, llm_string)
-        if decision is None or decision.key is None:
+        if decision is None or decision.key is None or self._skip_update(decision.key):
             return
         start = time.perf_counter()
         key = decision.key
@@ -181,7 +189,10 @@ class LLMCache:
         with self._guard("lookup") as ok:
             data = await self.backend.aget(decision.key)
         if not ok:
+            self._lookup_failed(decision.key)
             return None
+        if self._failed_lookups:  # the store answers again: this key's update may proceed
+            self._skip_update(decision.key, count=False)
         answer = self._answer_from(decision, data)
         self.stats.lookup_latency.add(time.perf_counter() - start)
         return answer
@@ -189,7 +200,7 @@ class LLMCache:
     async def aupdate(self, prompt: str, llm_string: str, answer: Any) -> None:
         """Async :meth:`update`."""
         decision = self._decide(prompt, llm_string)
-        if decision is None or decision.key is None:
+        if decision is None or decision.key is None or self._skip_update(decision.key):
             return
         start = time.perf_counter()
         key = decision.key
@@ -274,6 +285,25 @@ class LLMCache:
             )
         if op == "lookup":
             self.stats.incr("misses")
+
+    def _lookup_failed(self, key: str) -> None:
+        with self._turns_lock:
+            self._failed_lookups[key] = time.monotonic()
+            self._failed_lookups.move_to_end(key)
+            if len(self._failed_lookups) > _FAILED_LOOKUPS_KEPT:
+                self._failed_lookups.popitem(last=False)
+
+    def _skip_update(self, key: str, *, count: bool = True) -> bool:
+        """True (once) when this key's lookup just failed: the store is sick, don't wait again."""
+        if not self._failed_lookups:
+            return False
+        with self._turns_lock:
+            failed_at = self._failed_lookups.pop(key, None)
+        if failed_at is None or time.monotonic() - failed_at > _FAILED_LOOKUP_SECONDS:
+            return False
+        if count:
+            self.stats.incr("skipped_after_fault")
+        return True
 
     def _encode(self, key: str, answers: list[Any]) -> bytes:
         return self.codec.encode(key, answers)

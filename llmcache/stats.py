@@ -22,6 +22,7 @@ COUNTERS = (
     "errors",
     "decode_errors",
     "skipped_open_circuit",
+    "skipped_after_fault",
     "bytes_read",
     "bytes_written",
 )

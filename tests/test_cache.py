@@ -72,7 +72,8 @@ def test_store_fault_is_a_miss_logged_once(caplog: pytest.LogCaptureFixture) -> 
             assert cache.lookup("p", LLM) is None
             cache.update("p", LLM, "lost")  # swallowed
     assert len([r for r in caplog.records if "failed" in r.message]) == 1
-    assert cache.stats["errors"] == 5  # the breaker opened after 5 faults in a row
+    # One fault per call: after a failed lookup the same request's update does not try again.
+    assert (cache.stats["errors"], cache.stats["skipped_after_fault"]) == (3, 3)
     backend.down = False
     # What was written before the fault is still there once the store is back.
     assert LLMCache(backend).lookup("p", LLM) == "kept"
@@ -90,7 +91,8 @@ def test_open_circuit_skips_the_store_then_probes() -> None:
     import time
 
     time.sleep(0.25)
-    cache.update("p", LLM, "back")  # the probe succeeds and closes the circuit
+    assert cache.lookup("p", LLM) is None  # the probe reaches the store: a plain miss
+    cache.update("p", LLM, "back")
     assert cache.lookup("p", LLM) == "back"
     assert cache.breaker.state == "closed"
 
