@@ -61,6 +61,12 @@ class Stats:
         with self._lock:
             self._counts[name] += amount
 
+    def hit(self, nbytes: int) -> None:
+        """Count a hit of ``nbytes`` stored bytes (one lock for both counters: the hot path)."""
+        with self._lock:
+            self._counts["hits"] += 1
+            self._counts["bytes_read"] += nbytes
+
     def __getitem__(self, name: str) -> int:
         return self._counts[name]
 

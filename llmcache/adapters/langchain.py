@@ -20,10 +20,11 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
 from langchain_core.outputs import Generation
+from pydantic import BaseModel
 
 from llmcache.adapters._generations import generations_from_json, generations_to_json
 from llmcache.cache import LLMCache
@@ -34,6 +35,7 @@ from llmcache.replay import RequestRecorder
 __all__ = ["LangChainCache"]
 
 log = logging.getLogger("llmcache")
+M = TypeVar("M", bound=BaseModel)
 
 
 class LangChainCache(BaseCache):
@@ -145,15 +147,27 @@ class LangChainCache(BaseCache):
 
 
 def _copy(generation: Generation) -> Generation:
-    """A fresh generation (and message) sharing the immutable-in-practice field values.
+    """A fresh generation (and message) sharing the field values.
 
     LangChain reassigns ``generation.message`` on a hit (to zero its cost), so every hit needs
-    its own objects; a shallow pydantic copy costs ~2 us where rebuilding costs ~25 us.
+    its own objects; a shallow copy costs ~1 us where rebuilding costs ~25 us.
     """
     message = getattr(generation, "message", None)
-    if message is None:
-        return generation.model_copy()
-    return generation.model_copy(update={"message": message.model_copy()})
+    copied = _shallow(generation)
+    if message is not None:
+        copied.__dict__["message"] = _shallow(message)
+    return copied
+
+
+def _shallow(model: M) -> M:
+    """``model.model_copy()`` without its per-field ``copy.copy`` calls (same pydantic slots)."""
+    new = model.__class__.__new__(model.__class__)
+    object.__setattr__(new, "__dict__", model.__dict__.copy())
+    object.__setattr__(new, "__pydantic_fields_set__", set(model.__pydantic_fields_set__))
+    extra, private = model.__pydantic_extra__, model.__pydantic_private__
+    object.__setattr__(new, "__pydantic_extra__", None if extra is None else dict(extra))
+    object.__setattr__(new, "__pydantic_private__", None if private is None else dict(private))
+    return new
 
 
 def _usage(generations: Sequence[Generation]) -> dict[str, int] | None:
