@@ -16,6 +16,7 @@ from rich.table import Table
 from llmcache.bench import BenchConfig, BenchResult, run_bench, total_ops
 from llmcache.errors import LLMCacheError
 from llmcache.pricing import PRICES_AS_OF, Prices, Traffic, monthly_costs
+from llmcache.registry import redact_url
 
 __all__ = ["bench"]
 
@@ -91,6 +92,12 @@ def bench(
         console.print(f"plot written to {plot}")
 
 
+def _label(url: str) -> str:
+    """How a backend is shown: no secrets; a local Momento server is marked as emulated."""
+    label = redact_url(url)
+    return f"{label} (emulated)" if url.startswith("momento:") and "local=" in url else label
+
+
 def _print_tables(
     console: Console,
     results: list[BenchResult],
@@ -107,12 +114,13 @@ def _print_tables(
         table.add_column(column, justify="left" if column in ("backend", "op") else "right")
     for result in results:
         if result.error:
-            table.add_row(result.url, "[red]failed[/]", "", "", result.error, "", "", "", "")
+            failed = ("[red]failed[/]", "", "", result.error, "", "", "", "")
+            table.add_row(_label(result.url), *failed)
             continue
         for name, stats in result.ops.items():
             s = stats.summary()
             table.add_row(
-                result.url,
+                _label(result.url),
                 name,
                 str(s["count"]),
                 str(s["errors"]),
@@ -125,7 +133,7 @@ def _print_tables(
     for result in results:
         d = result.as_dict()
         summary.add_row(
-            result.url,
+            _label(result.url),
             f"{d['bytes_per_entry']:,.0f}",
             f"{d['bytes_per_hit']:,.0f}",
             f"{d['hit_ratio_seen']:.3f}",
@@ -156,7 +164,9 @@ def _plot(results: list[BenchResult], costs: dict[str, float], path: Path) -> No
         hits = sorted(result.ops["sync hit"].latencies) if "sync hit" in result.ops else []
         if hits:
             n = len(hits)
-            cdf.plot([h * 1000 for h in hits], [(i + 1) / n for i in range(n)], label=result.url)
+            cdf.plot(
+                [h * 1000 for h in hits], [(i + 1) / n for i in range(n)], label=_label(result.url)
+            )
     cdf.set_xscale("log")
     cdf.set_xlabel("hit latency, ms (log scale)")
     cdf.set_ylabel("fraction of hits")
