@@ -14,14 +14,18 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from langchain_core.caches import BaseCache
+from langchain_tests.integration_tests import AsyncCacheTestSuite, SyncCacheTestSuite
 from pydantic import SecretStr
 
+from llmcache import LLMCache
+from llmcache.adapters.langchain import LangChainCache
 from llmcache.backends.base import Backend
 from llmcache.errors import BackendError, BackendUnavailable, ConfigError
 from llmcache.registry import create_backend
@@ -585,3 +589,22 @@ async def test_live_momento_round_trip() -> None:
         assert await store.aget("k") is None
     finally:
         await store.aclose()
+
+
+# -- LangChain's own standard cache suites, through the real SDK ---------------------------------
+class TestLangChainStandardSync(SyncCacheTestSuite):
+    @pytest.fixture
+    def cache(self, momento_server: Any) -> Iterator[BaseCache]:
+        cache = LangChainCache(LLMCache(local(momento_server)))
+        yield cache
+        cache.clear()
+        cache.close()
+
+
+class TestLangChainStandardAsync(AsyncCacheTestSuite):
+    @pytest.fixture
+    async def cache(self, momento_server: Any) -> AsyncIterator[BaseCache]:
+        cache = LangChainCache(LLMCache(local(momento_server)))
+        yield cache
+        await cache.aclear()
+        await cache.aclose()

@@ -15,12 +15,14 @@ import signal
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
+from langchain_core.caches import BaseCache
+from langchain_tests.integration_tests import AsyncCacheTestSuite, SyncCacheTestSuite
 from pydantic import SecretStr
 
 from llmcache.backends.base import Backend
@@ -544,3 +546,22 @@ def test_64_concurrent_lookups_on_a_small_pool_all_hit(standalone: Any) -> None:
         return misses, errors
 
     assert asyncio.run(run()) == (0, 0)
+
+
+# -- LangChain's own standard cache suites, on every server shape -------------------------------
+class TestLangChainStandardSync(SyncCacheTestSuite):
+    @pytest.fixture
+    def cache(self, any_server: Any) -> Iterator[BaseCache]:
+        cache = _langchain_cache(any_server.url)
+        yield cache
+        cache.clear()
+        cache.close()
+
+
+class TestLangChainStandardAsync(AsyncCacheTestSuite):
+    @pytest.fixture
+    async def cache(self, any_server: Any) -> AsyncIterator[BaseCache]:
+        cache = _langchain_cache(any_server.url)
+        yield cache
+        await cache.aclear()
+        await cache.aclose()
