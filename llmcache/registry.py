@@ -39,6 +39,8 @@ BUILTIN_SCHEMES: dict[str, tuple[str, str | None]] = {
     "valkeys": ("llmcache.backends.redis:RedisBackend", "redis"),
     "redis+cluster": ("llmcache.backends.redis:RedisClusterBackend", "redis"),
     "rediss+cluster": ("llmcache.backends.redis:RedisClusterBackend", "redis"),
+    "valkey+cluster": ("llmcache.backends.redis:RedisClusterBackend", "redis"),
+    "valkeys+cluster": ("llmcache.backends.redis:RedisClusterBackend", "redis"),
     "momento": ("llmcache.backends.momento:MomentoBackend", "momento"),
 }
 ENTRY_POINT_GROUP = "llmcache.backends"

@@ -83,7 +83,7 @@ def parse_redis_url(url: str, *, cluster: bool = False) -> RedisURL:
     if base not in _BASE_SCHEMES or suffix not in ("", "cluster"):
         raise ConfigError(
             f"unsupported scheme {parts.scheme!r} for the Redis backend; use one of "
-            "redis, rediss, valkey, valkeys, redis+cluster, rediss+cluster"
+            "redis, rediss, valkey, valkeys and their +cluster forms"
         )
     userinfo, at, hostlist = parts.netloc.rpartition("@")
     safe_url = url.replace(userinfo + at, "***@") if at else url

@@ -163,6 +163,8 @@ class TestCluster(RedisContract):
         ("valkeys://localhost", RedisBackend, True),
         ("redis+cluster://a:7000,b:7001", RedisClusterBackend, False),
         ("rediss+cluster://cfg.example.com:6379", RedisClusterBackend, True),
+        ("valkey+cluster://a:7000", RedisClusterBackend, False),
+        ("valkeys+cluster://cfg.example.com:6379", RedisClusterBackend, True),
     ],
 )
 def test_schemes_pick_class_and_tls(url: str, cls: type[RedisBackend], tls: bool) -> None:
