@@ -18,7 +18,14 @@ from llmcache.backends.base import Backend
 from llmcache.cache import LLMCache, load_settings
 from llmcache.codec import Codec
 from llmcache.config import Settings
-from llmcache.errors import BackendError, BackendUnavailable, CodecError, ConfigError, LLMCacheError
+from llmcache.errors import (
+    BackendError,
+    BackendUnavailable,
+    CodecError,
+    ConfigError,
+    LLMCacheError,
+    UnsupportedOperation,
+)
 from llmcache.keys import KeyPolicy, TemperatureMode
 from llmcache.registry import create_backend
 
@@ -35,6 +42,7 @@ __all__ = [
     "LLMCacheError",
     "Settings",
     "TemperatureMode",
+    "UnsupportedOperation",
     "__version__",
     "create_backend",
     "from_settings",

@@ -20,13 +20,14 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Literal, Self
+from typing import Any, Self
 
 from llmcache._breaker import CircuitBreaker
+from llmcache._faults import FaultLog, OnError, record_fault
 from llmcache.backends.base import Backend
 from llmcache.codec import DEFAULT_COMPRESS_MIN_BYTES, Codec
 from llmcache.config import Settings
-from llmcache.errors import BackendError, CodecError, ConfigError
+from llmcache.errors import CodecError, ConfigError
 from llmcache.keys import KeyDecision, KeyPolicy
 from llmcache.registry import create_backend
 from llmcache.stats import Stats
@@ -35,10 +36,8 @@ __all__ = ["DEFAULT_TTL", "LLMCache", "OnError"]
 
 log = logging.getLogger("llmcache")
 
-OnError = Literal["miss", "raise"]
 DEFAULT_TTL = 86_400.0  # one day: long enough to pay off, short enough for models to change
 _SAMPLE_TURNS_KEPT = 10_000  # keys whose round-robin position we remember (bounded memory)
-_FAULT_LOG_INTERVAL = 60.0  # seconds: a burst of store faults is logged once, not per call
 # Decoded answers kept per key, reused while the store returns the very same bytes: a repeated
 # hit then skips decompression, JSON parsing and object construction (a third of a local hit).
 _MEMO_ENTRIES = 1024
@@ -76,7 +75,7 @@ class LLMCache:
         self.stats = Stats()
         self._turns: OrderedDict[str, int] = OrderedDict()
         self._turns_lock = threading.Lock()
-        self._last_fault_log = 0.0
+        self._faults = FaultLog()
         #: Turns a stored JSON answer into what ``lookup`` returns (the LangChain adapter sets
         #: it to rebuild generations); it raises :class:`CodecError` for answers it rejects.
         self.materialize = materialize
@@ -110,12 +109,10 @@ class LLMCache:
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Self:
         """Build a cache from :class:`Settings` (read from env/files when not given)."""
-        from llmcache.registry import backend_class, scheme_of
+        from llmcache.registry import backend_from_settings
 
         settings = settings or load_settings()
-        backend_cls = backend_class(scheme_of(settings.url))
-        options = {**backend_cls.settings_options(settings), **settings.options}
-        backend = backend_cls.from_url(settings.url, namespace=settings.namespace, **options)
+        backend = backend_from_settings(settings)
         policy = KeyPolicy(
             temperature=settings.key.temperature,
             version=settings.key.version,
@@ -273,22 +270,15 @@ class LLMCache:
             self.breaker.success()
 
     def _fault(self, op: str, exc: Exception) -> None:
-        self.stats.incr("errors")
-        self.breaker.failure()
-        if self.on_error == "raise":
-            if isinstance(exc, BackendError):
-                raise exc
-            raise BackendError(f"cache {op} failed: {exc}") from exc
-        now = time.monotonic()
-        if now - self._last_fault_log >= _FAULT_LOG_INTERVAL:
-            self._last_fault_log = now
-            log.warning(
-                "llmcache %s on %r failed (%s); serving misses, not logging again for %ds",
-                op,
-                self.backend,
-                exc,
-                _FAULT_LOG_INTERVAL,
-            )
+        record_fault(
+            op,
+            exc,
+            target=self.backend,
+            stats=self.stats,
+            breaker=self.breaker,
+            on_error=self.on_error,
+            faults=self._faults,
+        )
         if op == "lookup":
             self.stats.incr("misses")
 

@@ -5,13 +5,21 @@
     LLMCacheError                 root: catch this to catch everything llmcache raises
      ├── ConfigError              bad settings, URL or option (names the field and value)
      ├── BackendError             a store operation failed (driver error chained ``from``)
-     │    └── BackendUnavailable  the driver is not installed, or the store cannot be reached
+     │    ├── BackendUnavailable  the driver is not installed, or the store cannot be reached
+     │    └── UnsupportedOperation  the store cannot do this at all (Momento cannot list keys)
      └── CodecError               bytes that are not ours, are corrupt, or need another key
 """
 
 from __future__ import annotations
 
-__all__ = ["BackendError", "BackendUnavailable", "CodecError", "ConfigError", "LLMCacheError"]
+__all__ = [
+    "BackendError",
+    "BackendUnavailable",
+    "CodecError",
+    "ConfigError",
+    "LLMCacheError",
+    "UnsupportedOperation",
+]
 
 
 class LLMCacheError(Exception):
@@ -28,6 +36,10 @@ class BackendError(LLMCacheError):
 
 class BackendUnavailable(BackendError):
     """The store's driver is missing or the store cannot be reached."""
+
+
+class UnsupportedOperation(BackendError, NotImplementedError):
+    """The backend lacks an optional capability (the message names the backend and the limit)."""
 
 
 class CodecError(LLMCacheError):

@@ -24,6 +24,7 @@ __all__ = [
     "BUILTIN_SCHEMES",
     "available_schemes",
     "backend_class",
+    "backend_from_settings",
     "create_backend",
     "redact_url",
     "scheme_of",
@@ -98,6 +99,14 @@ def create_backend(url: str, *, namespace: str = "default", **options: Any) -> B
 
 
 _SECRET_OPTIONS = ("password", "api_key", "token", "auth")
+
+
+def backend_from_settings(settings: Any, *, namespace: str | None = None) -> Backend:
+    """The backend :class:`~llmcache.Settings` describe (URL, secrets, options), in ``namespace``
+    (default: the ``namespace`` setting)."""
+    backend_cls = backend_class(scheme_of(settings.url))
+    options = {**backend_cls.settings_options(settings), **settings.options}
+    return backend_cls.from_url(settings.url, namespace=namespace or settings.namespace, **options)
 
 
 def redact_url(url: str) -> str:

@@ -34,7 +34,7 @@ import pytest
 import pytest_asyncio
 
 from llmcache.backends.base import Backend
-from llmcache.errors import ConfigError
+from llmcache.errors import ConfigError, UnsupportedOperation
 
 __all__ = ["REQUIRE_SERVERS_ENV", "BackendContract", "Ops", "server_missing", "wait_until"]
 
@@ -88,6 +88,15 @@ class Ops:
         if self.mode == "sync":
             return self.backend.add(key, value, ttl)
         return await self.backend.aadd(key, value, ttl)
+
+    async def iter_keys(self, prefix: str = "") -> list[str]:
+        """The listed keys, sorted; skips the test when the backend cannot list keys."""
+        try:
+            if self.mode == "sync":
+                return sorted(self.backend.iter_keys(prefix))
+            return sorted([k async for k in self.backend.aiter_keys(prefix)])
+        except UnsupportedOperation as exc:
+            pytest.skip(f"optional capability not supported: {exc}")
 
     async def close(self) -> None:
         if self.mode == "sync":
@@ -233,6 +242,30 @@ class BackendContract:
         assert await store.add("lock", b"first", ttl=60) is True
         assert await store.add("lock", b"second", ttl=60) is False
         assert await store.get("lock") == b"first"
+
+    async def test_iter_keys_lists_this_namespace_by_prefix(
+        self, store: Ops, make_backend: Callable[[str], Backend], namespace: str
+    ) -> None:
+        other = Ops(make_backend(namespace + "o"), store.mode)
+        try:
+            await other.set("theirs", b"x")
+            assert await store.iter_keys() == []
+            odd = "doc:é✓*?[x]"
+            await store.set_many({"doc:1": b"1", "doc:2": b"2", "img:1": b"3", odd: b"4"})
+            await store.set("doc:gone", b"5", ttl=self.short_ttl)
+            await asyncio.sleep(self.short_ttl + 0.6)
+            assert await store.iter_keys() == sorted(["doc:1", "doc:2", "img:1", odd])
+            assert await store.iter_keys("doc:") == sorted(["doc:1", "doc:2", odd])
+            # Glob characters in the prefix match themselves only.
+            assert await store.iter_keys("doc:é✓*?[") == [odd]
+            assert await store.iter_keys("doc:*") == []
+            await store.delete("doc:1")
+            assert await store.iter_keys("doc:") == sorted(["doc:2", odd])
+            await store.clear()
+            assert await store.iter_keys() == []
+        finally:
+            await other.clear()
+            await other.close()
 
     # -- concurrency --------------------------------------------------------------------------
     async def test_concurrent_writers(self, store: Ops) -> None:

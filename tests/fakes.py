@@ -1,10 +1,11 @@
-"""Chat models for tests: langchain-core's BaseChatModel with rich, counted answers."""
+"""Models for tests: chat models with rich, counted answers; an embeddings model that counts."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.embeddings import DeterministicFakeEmbedding
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
@@ -64,3 +65,17 @@ class SerialisableCountingChat(CountingChat):
     @classmethod
     def is_lc_serializable(cls) -> bool:
         return True
+
+
+class CountingEmbeddings(DeterministicFakeEmbedding):
+    """langchain-core's deterministic fake embedding model, counting the texts it embeds."""
+
+    embedded: int = 0
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        self.embedded += len(texts)
+        return super().embed_documents(texts)
+
+    def embed_query(self, text: str) -> list[float]:
+        self.embedded += 1
+        return super().embed_query(text)

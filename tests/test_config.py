@@ -118,6 +118,7 @@ def test_public_api_is_pinned() -> None:
         "LLMCacheError",
         "Settings",
         "TemperatureMode",
+        "UnsupportedOperation",
         "__version__",
         "create_backend",
         "from_settings",

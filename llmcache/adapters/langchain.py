@@ -13,6 +13,9 @@ Store faults become misses (the model is called), never exceptions in the caller
 
 ``record_to=path`` also appends every request (hits, misses and bypasses, with token usage) to a
 JSONL request log for ``llmcache replay`` (see docs/replay.md). The log holds prompt text.
+
+The other LangChain adapters live in their own modules and are re-exported here:
+:class:`LangChainByteStore` (a ``ByteStore``, for ``CacheBackedEmbeddings``).
 """
 
 from __future__ import annotations
@@ -27,12 +30,13 @@ from langchain_core.outputs import Generation
 from pydantic import BaseModel
 
 from llmcache.adapters._generations import generations_from_json, generations_to_json
+from llmcache.adapters.langchain_store import LangChainByteStore
 from llmcache.cache import LLMCache
 from llmcache.config import Settings
 from llmcache.errors import CodecError
 from llmcache.replay import RequestRecorder
 
-__all__ = ["LangChainCache"]
+__all__ = ["LangChainByteStore", "LangChainCache"]
 
 log = logging.getLogger("llmcache")
 M = TypeVar("M", bound=BaseModel)

@@ -13,6 +13,8 @@ Rules every backend keeps (the contract suite in :mod:`llmcache.testing` checks 
 - ``clear`` removes only this backend's namespace, never other namespaces or foreign keys.
 - A driver failure raises :class:`~llmcache.errors.BackendError` chained ``from`` the driver
   error; a missing driver raises :class:`~llmcache.errors.BackendUnavailable` naming the extra.
+- Optional capabilities that cannot be built on the five methods (``iter_keys``) raise
+  :class:`~llmcache.errors.UnsupportedOperation` by default, naming the backend.
 - Keys given to a backend are relative; the backend prefixes them with its namespace
   (``full_key``), so two namespaces never see each other's entries.
 
@@ -30,14 +32,14 @@ from __future__ import annotations
 import asyncio
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from llmcache.errors import ConfigError
+from llmcache.errors import ConfigError, UnsupportedOperation
 
 __all__ = ["Backend", "BackendOptions", "check_namespace", "parse_options", "url_options"]
 
@@ -214,6 +216,19 @@ class Backend(ABC):
     async def aadd(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         """Async :meth:`add`."""
         return await asyncio.to_thread(self.add, key, value, ttl)
+
+    def iter_keys(self, prefix: str = "") -> Iterator[str]:
+        """The relative keys of this namespace that start with ``prefix`` (any order).
+
+        - Expired entries are not listed; keys written while iterating may or may not be.
+        - Stores that cannot list keys raise :class:`UnsupportedOperation` (the default).
+        """
+        raise UnsupportedOperation(f"{type(self).__name__} cannot list its keys")
+
+    async def aiter_keys(self, prefix: str = "") -> AsyncIterator[str]:
+        """Async :meth:`iter_keys` (default: the sync listing, collected in a worker thread)."""
+        for key in await asyncio.to_thread(lambda: list(self.iter_keys(prefix))):
+            yield key
 
     def info(self) -> dict[str, Any]:
         """What the store can say about this namespace (entries, bytes, ...), for ``stats``."""

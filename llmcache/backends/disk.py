@@ -13,6 +13,7 @@ Example::
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal, Self
 from urllib.parse import unquote, urlsplit
@@ -119,6 +120,22 @@ class DiskBackend(Backend):
             )
         except Exception as exc:
             raise BackendError(f"disk cache write failed: {exc}") from exc
+
+    def iter_keys(self, prefix: str = "") -> Iterator[str]:
+        # One directory holds every namespace (and maybe foreign keys): walk the keys in
+        # order and keep ours. Expired entries are dropped first, so none is listed.
+        start, full_prefix = len(self.key_prefix), self.key_prefix + prefix
+        try:
+            self._cache.expire(retry=True)
+            keys = [
+                k
+                for k in self._cache.iterkeys()
+                if isinstance(k, str) and k.startswith(full_prefix)
+            ]
+        except Exception as exc:
+            raise BackendError(f"disk cache key listing failed: {exc}") from exc
+        for key in keys:
+            yield key[start:]
 
     def close(self) -> None:
         self._cache.close()

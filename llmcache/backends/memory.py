@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Self
 
 from pydantic import Field
@@ -101,6 +102,16 @@ class MemoryBackend(Backend):
             self._store(key, value, deadline)
             return True
 
+    def iter_keys(self, prefix: str = "") -> Iterator[str]:
+        now = time.monotonic()
+        with self._lock:  # a snapshot: writers may go on while the caller iterates
+            keys = [
+                k
+                for k, (_, deadline) in self._data.items()
+                if k.startswith(prefix) and (deadline is None or deadline > now)
+            ]
+        yield from keys
+
     # Every operation is a dict access under a lock: no I/O, so the async side calls straight
     # through instead of paying a thread hop.
     async def aget(self, key: str) -> bytes | None:
@@ -120,6 +131,10 @@ class MemoryBackend(Backend):
 
     async def aadd(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         return self.add(key, value, ttl)
+
+    async def aiter_keys(self, prefix: str = "") -> AsyncIterator[str]:
+        for key in self.iter_keys(prefix):
+            yield key
 
     def info(self) -> dict[str, Any]:
         with self._lock:

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, Self, TypeVar
@@ -51,7 +51,7 @@ from llmcache.backends._momento_sdk import (
     raise_error,
 )
 from llmcache.backends.base import Backend, BackendOptions, parse_options, url_options
-from llmcache.errors import ConfigError
+from llmcache.errors import ConfigError, UnsupportedOperation
 
 __all__ = ["MomentoBackend", "MomentoError", "MomentoOptions", "MomentoUnavailable"]
 
@@ -248,6 +248,12 @@ class MomentoBackend(Backend):
         ttl_delta = self._ttl(ttl)
         generation = self._generation_sync()
         self._map(lambda kv: self._set_at(generation, kv[0], kv[1], ttl_delta), list(items.items()))
+
+    def iter_keys(self, prefix: str = "") -> Iterator[str]:
+        raise UnsupportedOperation(
+            "momento:// cannot list keys: Momento has no key listing or SCAN (so LangChain's "
+            "yield_keys is not available on it); keep your own index of keys if you need one"
+        )
 
     def close(self) -> None:
         with self._lock:

@@ -30,7 +30,7 @@ import contextlib
 import itertools
 import math
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any, ClassVar, Literal, Self
 
 import redis
@@ -219,6 +219,14 @@ class RedisBackend(Backend):
                     pipe.execute_command("UNLINK", key)
                 pipe.execute()
 
+    def iter_keys(self, prefix: str = "") -> Iterator[str]:
+        # SCAN MATCH on the escaped prefix (every primary of a cluster), in batches: O(keys in
+        # the database), for occasional use such as LangChain's yield_keys, never per request.
+        start, pattern = len(self.key_prefix), glob_escape(self.key_prefix + prefix) + "*"
+        with self._errors("SCAN"):
+            for key in self._client().scan_iter(match=pattern, count=BATCH):
+                yield (key.decode() if isinstance(key, bytes) else key)[start:]
+
     def close(self) -> None:
         with self._lock:
             client, self._sync = self._sync, None
@@ -286,6 +294,13 @@ class RedisBackend(Backend):
                 for key in keys:
                     pipe.execute_command("UNLINK", key)
                 await pipe.execute()
+
+    async def aiter_keys(self, prefix: str = "") -> AsyncIterator[str]:
+        start, pattern = len(self.key_prefix), glob_escape(self.key_prefix + prefix) + "*"
+        with self._errors("SCAN"):
+            client = await self._aclient()
+            async for key in client.scan_iter(match=pattern, count=BATCH):
+                yield (key.decode() if isinstance(key, bytes) else key)[start:]
 
     async def aclose(self) -> None:
         await self._async.aclose()

@@ -22,7 +22,13 @@ from typing import Any
 
 import pytest
 from langchain_core.caches import BaseCache
-from langchain_tests.integration_tests import AsyncCacheTestSuite, SyncCacheTestSuite
+from langchain_core.stores import ByteStore
+from langchain_tests.integration_tests import (
+    AsyncCacheTestSuite,
+    BaseStoreAsyncTests,
+    BaseStoreSyncTests,
+    SyncCacheTestSuite,
+)
 from pydantic import SecretStr
 
 from llmcache.backends.base import Backend
@@ -567,3 +573,68 @@ class TestLangChainStandardAsync(AsyncCacheTestSuite):
         yield cache
         await cache.aclear()
         await cache.aclose()
+
+
+# -- the embeddings byte store: LangChain's standard store suites and CacheBackedEmbeddings ------
+def _byte_store(url: str) -> Any:
+    from llmcache.adapters.langchain import LangChainByteStore
+
+    return LangChainByteStore.from_url(url, namespace=ns(), **RELAXED)
+
+
+class TestLangChainByteStoreSync(BaseStoreSyncTests[bytes]):
+    @pytest.fixture
+    def kv_store(self, any_server: Any) -> Iterator[ByteStore]:
+        store = _byte_store(any_server.url)
+        yield store
+        store.backend.clear()
+        store.close()
+
+    @pytest.fixture
+    def three_values(self) -> tuple[bytes, bytes, bytes]:
+        return (b"foo", b"\x00\xffbar", "buzz é".encode())
+
+
+class TestLangChainByteStoreAsync(BaseStoreAsyncTests[bytes]):
+    @pytest.fixture
+    async def kv_store(self, any_server: Any) -> AsyncIterator[ByteStore]:
+        store = _byte_store(any_server.url)
+        yield store
+        await store.backend.aclear()
+        await store.aclose()
+
+    @pytest.fixture
+    def three_values(self) -> tuple[bytes, bytes, bytes]:
+        return (b"foo", b"\x00\xffbar", "buzz é".encode())
+
+
+@pytest.mark.langchain
+async def test_cache_backed_embeddings_on_every_server_shape(any_server: Any) -> None:
+    from tests.langchain_checks import acheck_cache_backed_embeddings, check_cache_backed_embeddings
+
+    store = _byte_store(any_server.url)
+    try:
+        check_cache_backed_embeddings(store)
+        await store.backend.aclear()
+        await acheck_cache_backed_embeddings(store)
+    finally:
+        await store.backend.aclear()
+        await store.aclose()
+
+
+@pytest.mark.langchain
+def test_cache_backed_embeddings_survive_a_killed_server(own_server: Any) -> None:
+    from llmcache.adapters.langchain import LangChainByteStore
+    from tests.langchain_checks import TEXTS, embedder
+
+    store = LangChainByteStore.from_url(own_server.url, namespace=ns())
+    cached, model = embedder(store)
+    try:
+        vectors = cached.embed_documents(TEXTS)
+        own_server.kill()
+        started = time.monotonic()
+        assert cached.embed_documents(TEXTS) == vectors  # computed again, nothing raised
+        assert time.monotonic() - started < 1.0
+        assert model.embedded == 2 * len(TEXTS) and store.stats["errors"] >= 1
+    finally:
+        store.close()
