@@ -98,6 +98,23 @@ class Ops:
         except UnsupportedOperation as exc:
             pytest.skip(f"optional capability not supported: {exc}")
 
+    async def list_push(
+        self, key: str, values: list[bytes], max_len: int | None = None, ttl: float | None = None
+    ) -> None:
+        """Append to a list; skips the test when the backend has no list operations."""
+        try:
+            if self.mode == "sync":
+                self.backend.list_push(key, values, max_len=max_len, ttl=ttl)
+            else:
+                await self.backend.alist_push(key, values, max_len=max_len, ttl=ttl)
+        except UnsupportedOperation as exc:
+            pytest.skip(f"optional capability not supported: {exc}")
+
+    async def list_range(self, key: str) -> list[bytes]:
+        if self.mode == "sync":
+            return self.backend.list_range(key)
+        return await self.backend.alist_range(key)
+
     async def close(self) -> None:
         if self.mode == "sync":
             self.backend.close()
@@ -263,6 +280,53 @@ class BackendContract:
             assert await store.iter_keys("doc:") == sorted(["doc:2", odd])
             await store.clear()
             assert await store.iter_keys() == []
+        finally:
+            await other.clear()
+            await other.close()
+
+    async def test_list_push_appends_in_order_and_range_reads_all(self, store: Ops) -> None:
+        await store.list_push("chat", [b"one"], ttl=60)
+        assert await store.list_range("absent") == []
+        await store.list_push("chat", [b"two", b"\x00three\xff", b""], ttl=60)
+        await store.list_push("chat", [], ttl=60)
+        assert await store.list_range("chat") == [b"one", b"two", b"\x00three\xff", b""]
+        await store.list_push("other", [b"x"], ttl=60)
+        assert await store.list_range("chat") == [b"one", b"two", b"\x00three\xff", b""]
+
+    async def test_list_max_len_keeps_the_newest(self, store: Ops) -> None:
+        await store.list_push("chat", [b"1", b"2", b"3"], max_len=4, ttl=60)
+        await store.list_push("chat", [b"4", b"5"], max_len=4, ttl=60)
+        assert await store.list_range("chat") == [b"2", b"3", b"4", b"5"]
+        await store.list_push("chat", [b"6", b"7", b"8", b"9", b"10"], max_len=2, ttl=60)
+        assert await store.list_range("chat") == [b"9", b"10"]
+        with pytest.raises(ConfigError, match="max_len"):
+            await store.list_push("chat", [b"x"], max_len=0)
+
+    async def test_list_expires_after_ttl_and_each_push_renews_it(self, store: Ops) -> None:
+        ttl = 0.5
+        await store.list_push("chat", [b"1"], ttl=ttl)
+        await asyncio.sleep(0.3)
+        await store.list_push("chat", [b"2"], ttl=ttl)  # renews the whole list: until 0.8 s
+        await asyncio.sleep(0.3)  # 0.6 s after the first push: alive only if renewed
+        assert await store.list_range("chat") == [b"1", b"2"]
+        await asyncio.sleep(0.5)
+        assert await store.list_range("chat") == []
+
+    async def test_list_delete_clear_and_namespaces(
+        self, store: Ops, make_backend: Callable[[str], Backend], namespace: str
+    ) -> None:
+        other = Ops(make_backend(namespace + "o"), store.mode)
+        try:
+            await store.list_push("a", [b"1"], ttl=60)
+            await store.list_push("b", [b"2"], ttl=60)
+            await other.list_push("a", [b"theirs"], ttl=60)
+            await store.delete("a")
+            assert await store.list_range("a") == []
+            await store.clear()
+            assert await store.list_range("b") == []
+            assert await other.list_range("a") == [b"theirs"]
+            await store.list_push("a", [b"again"], ttl=60)
+            assert await store.list_range("a") == [b"again"]
         finally:
             await other.clear()
             await other.close()

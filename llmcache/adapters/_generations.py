@@ -1,4 +1,4 @@
-"""LangChain generations ⇄ JSON, by an explicit allowlist of types.
+"""LangChain generations and messages ⇄ JSON, by an explicit allowlist of types.
 
 LangChain's own ``loads`` instantiates whatever class the data names (CVE-2025-68664 was an
 injection through it). A shared cache is written by many clients, so we decode only the
@@ -28,7 +28,12 @@ from langchain_core.outputs import (
 
 from llmcache.errors import CodecError
 
-__all__ = ["generations_from_json", "generations_to_json"]
+__all__ = [
+    "generations_from_json",
+    "generations_to_json",
+    "message_from_json",
+    "message_to_json",
+]
 
 _MESSAGES: dict[str, type[BaseMessage]] = {
     "ai": AIMessage,
@@ -48,6 +53,22 @@ _GENERATIONS: dict[str, type[Generation]] = {
 }
 
 
+def message_to_json(message: BaseMessage) -> dict[str, Any]:
+    """JSON-able form of a message of an allowlisted type (all fields, ``type`` as the tag)."""
+    if message.type not in _MESSAGES:
+        raise CodecError(f"cannot store message of type {message.type!r}")
+    return message.model_dump(mode="json", exclude_defaults=True) | {"type": message.type}
+
+
+def message_from_json(data: Any) -> BaseMessage:
+    """Rebuild a message from :func:`message_to_json` output; :class:`CodecError` if odd."""
+    try:
+        fields = dict(data)
+        return _MESSAGES[fields["type"]].model_validate(fields)
+    except (KeyError, TypeError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        raise CodecError(f"stored message does not decode: {exc!r}") from exc
+
+
 def generations_to_json(generations: list[Generation]) -> list[dict[str, Any]]:
     """JSON-able form of a model's generations (text, generation_info, full message)."""
     out: list[dict[str, Any]] = []
@@ -60,11 +81,7 @@ def generations_to_json(generations: list[Generation]) -> list[dict[str, Any]]:
             item["info"] = gen.generation_info
         message = getattr(gen, "message", None)
         if isinstance(message, BaseMessage):
-            if message.type not in _MESSAGES:
-                raise CodecError(f"cannot cache message of type {message.type!r}")
-            item["m"] = message.model_dump(mode="json", exclude_defaults=True) | {
-                "type": message.type
-            }
+            item["m"] = message_to_json(message)
         else:
             item["text"] = gen.text
         out.append(item)
@@ -81,9 +98,7 @@ def generations_from_json(data: Any) -> list[Generation]:
             cls = _GENERATIONS[item["t"]]
             info = item.get("info")
             if "m" in item:
-                fields = dict(item["m"])
-                message_cls = _MESSAGES[fields["type"]]
-                message = message_cls.model_validate(fields)
+                message = message_from_json(item["m"])
                 out.append(cls(message=message, generation_info=info))  # type: ignore[call-arg]
             else:
                 out.append(cls(text=item["text"], generation_info=info))

@@ -15,7 +15,8 @@ Store faults become misses (the model is called), never exceptions in the caller
 JSONL request log for ``llmcache replay`` (see docs/replay.md). The log holds prompt text.
 
 The other LangChain adapters live in their own modules and are re-exported here:
-:class:`LangChainByteStore` (a ``ByteStore``, for ``CacheBackedEmbeddings``).
+:class:`LangChainByteStore` (a ``ByteStore``, for ``CacheBackedEmbeddings``) and
+:class:`LangChainChatHistory` (a ``BaseChatMessageHistory``, for ``RunnableWithMessageHistory``).
 """
 
 from __future__ import annotations
@@ -30,13 +31,14 @@ from langchain_core.outputs import Generation
 from pydantic import BaseModel
 
 from llmcache.adapters._generations import generations_from_json, generations_to_json
+from llmcache.adapters.langchain_history import LangChainChatHistory
 from llmcache.adapters.langchain_store import LangChainByteStore
 from llmcache.cache import LLMCache
 from llmcache.config import Settings
 from llmcache.errors import CodecError
 from llmcache.replay import RequestRecorder
 
-__all__ = ["LangChainByteStore", "LangChainCache"]
+__all__ = ["LangChainByteStore", "LangChainCache", "LangChainChatHistory"]
 
 log = logging.getLogger("llmcache")
 M = TypeVar("M", bound=BaseModel)

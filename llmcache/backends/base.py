@@ -13,7 +13,8 @@ Rules every backend keeps (the contract suite in :mod:`llmcache.testing` checks 
 - ``clear`` removes only this backend's namespace, never other namespaces or foreign keys.
 - A driver failure raises :class:`~llmcache.errors.BackendError` chained ``from`` the driver
   error; a missing driver raises :class:`~llmcache.errors.BackendUnavailable` naming the extra.
-- Optional capabilities that cannot be built on the five methods (``iter_keys``) raise
+- Optional capabilities that cannot be built on the five methods (``iter_keys``, the list
+  operations ``list_push``/``list_range`` behind chat history) raise
   :class:`~llmcache.errors.UnsupportedOperation` by default, naming the backend.
 - Keys given to a backend are relative; the backend prefixes them with its namespace
   (``full_key``), so two namespaces never see each other's entries.
@@ -32,7 +33,7 @@ from __future__ import annotations
 import asyncio
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import parse_qsl, urlsplit
@@ -229,6 +230,50 @@ class Backend(ABC):
         """Async :meth:`iter_keys` (default: the sync listing, collected in a worker thread)."""
         for key in await asyncio.to_thread(lambda: list(self.iter_keys(prefix))):
             yield key
+
+    def list_push(
+        self,
+        key: str,
+        values: Sequence[bytes],
+        *,
+        max_len: int | None = None,
+        ttl: float | None = None,
+    ) -> None:
+        """Append ``values`` (in order) to the list under ``key``, creating it if absent.
+
+        - ``max_len``: then keep only the newest ``max_len`` elements (the oldest go).
+        - ``ttl``: the whole list expires ``ttl`` seconds after this push (each push renews it).
+        - One atomic step where the store allows it (Redis MULTI, disk transaction, memory lock);
+          Momento appends one element per request.
+        - ``delete`` removes a list; ``clear`` removes this namespace's lists too.
+        """
+        raise UnsupportedOperation(f"{type(self).__name__} has no list operations (chat history)")
+
+    def list_range(self, key: str) -> list[bytes]:
+        """Every element of the list under ``key``, oldest first; ``[]`` if absent or expired."""
+        raise UnsupportedOperation(f"{type(self).__name__} has no list operations (chat history)")
+
+    async def alist_push(
+        self,
+        key: str,
+        values: Sequence[bytes],
+        *,
+        max_len: int | None = None,
+        ttl: float | None = None,
+    ) -> None:
+        """Async :meth:`list_push`."""
+        await asyncio.to_thread(lambda: self.list_push(key, values, max_len=max_len, ttl=ttl))
+
+    async def alist_range(self, key: str) -> list[bytes]:
+        """Async :meth:`list_range`."""
+        return await asyncio.to_thread(self.list_range, key)
+
+    @staticmethod
+    def check_max_len(max_len: int | None) -> int | None:
+        """``max_len`` if it is ``None`` or a positive int, else a :class:`ConfigError`."""
+        if max_len is not None and (isinstance(max_len, bool) or max_len < 1):
+            raise ConfigError(f"invalid max_len {max_len!r}: must be a positive integer or None")
+        return max_len
 
     def info(self) -> dict[str, Any]:
         """What the store can say about this namespace (entries, bytes, ...), for ``stats``."""

@@ -13,7 +13,8 @@ Example::
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import struct
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal, Self
 from urllib.parse import unquote, urlsplit
@@ -25,6 +26,9 @@ from llmcache.backends.base import Backend, BackendOptions, parse_options, url_o
 from llmcache.errors import BackendError, ConfigError
 
 __all__ = ["DiskBackend", "DiskOptions"]
+
+_LIST_MAGIC = b"llmcache-list\x01"  # a list is stored as one value: magic + (len, bytes)...
+_LEN = struct.Struct(">I")
 
 
 class DiskOptions(BackendOptions):
@@ -137,6 +141,37 @@ class DiskBackend(Backend):
         for key in keys:
             yield key[start:]
 
+    def list_push(
+        self,
+        key: str,
+        values: Sequence[bytes],
+        *,
+        max_len: int | None = None,
+        ttl: float | None = None,
+    ) -> None:
+        max_len = self.check_max_len(max_len)
+        expire, full = self.effective_ttl(ttl), self.full_key(key)
+        try:
+            # Read-modify-write inside one SQLite transaction: other processes wait for it.
+            with self._cache.transact(retry=True):
+                elements = _unpack(self._cache.get(full, default=None, retry=True), key)
+                elements.extend(bytes(v) for v in values)
+                if max_len is not None:
+                    del elements[:-max_len]
+                packed = _pack(elements)
+                self._cache.set(full, packed, expire=expire, tag=self.namespace, retry=True)
+        except BackendError:
+            raise
+        except Exception as exc:
+            raise BackendError(f"disk cache list write failed: {exc}") from exc
+
+    def list_range(self, key: str) -> list[bytes]:
+        try:
+            value = self._cache.get(self.full_key(key), default=None, retry=True)
+        except Exception as exc:
+            raise BackendError(f"disk cache read failed: {exc}") from exc
+        return _unpack(value, key)
+
     def close(self) -> None:
         self._cache.close()
 
@@ -153,3 +188,26 @@ class DiskBackend(Backend):
             "entries_all_namespaces": len(self._cache),
             "bytes_on_disk": self._cache.volume(),
         }
+
+
+def _pack(elements: list[bytes]) -> bytes:
+    return _LIST_MAGIC + b"".join(_LEN.pack(len(e)) + e for e in elements)
+
+
+def _unpack(value: object, key: str) -> list[bytes]:
+    if value is None:
+        return []
+    if not isinstance(value, bytes) or not value.startswith(_LIST_MAGIC):
+        raise BackendError(f"disk cache entry {key!r} is not a list")
+    elements, pos = [], len(_LIST_MAGIC)
+    try:
+        while pos < len(value):
+            (size,) = _LEN.unpack_from(value, pos)
+            pos += _LEN.size
+            if pos + size > len(value):
+                raise ValueError("element runs past the end")
+            elements.append(value[pos : pos + size])
+            pos += size
+    except (struct.error, ValueError) as exc:
+        raise BackendError(f"disk cache list {key!r} is corrupt: {exc}") from exc
+    return elements

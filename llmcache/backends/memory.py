@@ -14,7 +14,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Self
 
 from pydantic import Field
@@ -50,6 +50,8 @@ class MemoryBackend(Backend):
         self.max_entries = max_entries
         # key -> (value, monotonic deadline or None)
         self._data: OrderedDict[str, tuple[bytes, float | None]] = OrderedDict()
+        # key -> (elements, deadline): lists (chat history), LRU-bounded by max_entries too
+        self._lists: OrderedDict[str, tuple[list[bytes], float | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     @classmethod
@@ -88,10 +90,12 @@ class MemoryBackend(Backend):
     def delete(self, key: str) -> None:
         with self._lock:
             self._data.pop(key, None)
+            self._lists.pop(key, None)
 
     def clear(self) -> None:
         with self._lock:
             self._data.clear()
+            self._lists.clear()
 
     def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         deadline = self._deadline(ttl)
@@ -107,10 +111,45 @@ class MemoryBackend(Backend):
         with self._lock:  # a snapshot: writers may go on while the caller iterates
             keys = [
                 k
-                for k, (_, deadline) in self._data.items()
+                for store in (self._data, self._lists)
+                for k, (_, deadline) in store.items()
                 if k.startswith(prefix) and (deadline is None or deadline > now)
             ]
         yield from keys
+
+    def list_push(
+        self,
+        key: str,
+        values: Sequence[bytes],
+        *,
+        max_len: int | None = None,
+        ttl: float | None = None,
+    ) -> None:
+        max_len = self.check_max_len(max_len)
+        deadline = self._deadline(ttl)
+        with self._lock:
+            elements = self._live_list(key) or []
+            elements.extend(bytes(v) for v in values)
+            if max_len is not None:
+                del elements[:-max_len]
+            self._lists[key] = (elements, deadline)
+            self._lists.move_to_end(key)
+            while len(self._lists) > self.max_entries:
+                self._lists.popitem(last=False)
+
+    def list_range(self, key: str) -> list[bytes]:
+        with self._lock:
+            return list(self._live_list(key) or [])
+
+    def _live_list(self, key: str) -> list[bytes] | None:
+        # Caller holds the lock.
+        item = self._lists.get(key)
+        if item is None:
+            return None
+        if item[1] is not None and item[1] <= time.monotonic():
+            del self._lists[key]
+            return None
+        return item[0]
 
     # Every operation is a dict access under a lock: no I/O, so the async side calls straight
     # through instead of paying a thread hop.
@@ -135,6 +174,19 @@ class MemoryBackend(Backend):
     async def aiter_keys(self, prefix: str = "") -> AsyncIterator[str]:
         for key in self.iter_keys(prefix):
             yield key
+
+    async def alist_push(
+        self,
+        key: str,
+        values: Sequence[bytes],
+        *,
+        max_len: int | None = None,
+        ttl: float | None = None,
+    ) -> None:
+        self.list_push(key, values, max_len=max_len, ttl=ttl)
+
+    async def alist_range(self, key: str) -> list[bytes]:
+        return self.list_range(key)
 
     def info(self) -> dict[str, Any]:
         with self._lock:

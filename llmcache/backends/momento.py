@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from typing import Any, Self, TypeVar
@@ -38,6 +38,7 @@ from momento.config import Configuration
 from momento.responses import CacheDelete, CacheGet, CacheSet, CacheSetIfNotExists, CreateCache
 from pydantic import Field, SecretStr
 
+from llmcache.backends import _momento_lists as lists
 from llmcache.backends._momento_generation import Generation
 from llmcache.backends._momento_sdk import (
     MAX_ITEM_BYTES,
@@ -255,6 +256,23 @@ class MomentoBackend(Backend):
             "yield_keys is not available on it); keep your own index of keys if you need one"
         )
 
+    def list_push(
+        self,
+        key: str,
+        values: Sequence[bytes],
+        *,
+        max_len: int | None = None,
+        ttl: float | None = None,
+    ) -> None:
+        max_len, ttl_delta = self.check_max_len(max_len), self._ttl(ttl)
+        elements = lists.check_elements(self.cache_name, values)
+        name = self._key(self._generation_sync(), key)
+        lists.push(self._sync(), self.cache_name, name, elements, ttl_delta, max_len)
+
+    def list_range(self, key: str) -> list[bytes]:
+        name = self._key(self._generation_sync(), key)
+        return lists.fetch(self._sync(), self.cache_name, name)
+
     def close(self) -> None:
         with self._lock:
             client, self._client = self._client, None
@@ -321,6 +339,23 @@ class MomentoBackend(Backend):
         response = await client.set_if_not_exists(self.cache_name, full, bytes(value), ttl_delta)
         self._check("add", response, CacheSetIfNotExists.Stored, CacheSetIfNotExists.NotStored)
         return isinstance(response, CacheSetIfNotExists.Stored)
+
+    async def alist_push(
+        self,
+        key: str,
+        values: Sequence[bytes],
+        *,
+        max_len: int | None = None,
+        ttl: float | None = None,
+    ) -> None:
+        max_len, ttl_delta = self.check_max_len(max_len), self._ttl(ttl)
+        elements = lists.check_elements(self.cache_name, values)
+        name = self._key(await self._generation_async(), key)
+        await lists.apush(await self._async(), self.cache_name, name, elements, ttl_delta, max_len)
+
+    async def alist_range(self, key: str) -> list[bytes]:
+        name = self._key(await self._generation_async(), key)
+        return await lists.afetch(await self._async(), self.cache_name, name)
 
     async def aclose(self) -> None:
         loop = asyncio.get_running_loop()

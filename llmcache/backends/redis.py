@@ -30,7 +30,7 @@ import contextlib
 import itertools
 import math
 import threading
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal, Self
 
 import redis
@@ -227,6 +227,36 @@ class RedisBackend(Backend):
             for key in self._client().scan_iter(match=pattern, count=BATCH):
                 yield (key.decode() if isinstance(key, bytes) else key)[start:]
 
+    def list_push(
+        self,
+        key: str,
+        values: Sequence[bytes],
+        *,
+        max_len: int | None = None,
+        ttl: float | None = None,
+    ) -> None:
+        max_len, px = self.check_max_len(max_len), self._px(ttl)
+        if not values:
+            return
+        # RPUSH + LTRIM + PEXPIRE in one MULTI: one key, so one slot on a cluster too.
+        with self._errors("RPUSH"), self._client().pipeline(transaction=True) as pipe:
+            self._queue_push(pipe, self.full_key(key), values, max_len, px)
+            pipe.execute()
+
+    @staticmethod
+    def _queue_push(
+        pipe: Any, full: str, values: Sequence[bytes], max_len: int | None, px: int | None
+    ) -> None:
+        pipe.rpush(full, *values)
+        if max_len is not None:
+            pipe.ltrim(full, -max_len, -1)
+        if px is not None:
+            pipe.pexpire(full, px)
+
+    def list_range(self, key: str) -> list[bytes]:
+        with self._errors("LRANGE"):
+            return list(self._client().lrange(self.full_key(key), 0, -1))
+
     def close(self) -> None:
         with self._lock:
             client, self._sync = self._sync, None
@@ -301,6 +331,28 @@ class RedisBackend(Backend):
             client = await self._aclient()
             async for key in client.scan_iter(match=pattern, count=BATCH):
                 yield (key.decode() if isinstance(key, bytes) else key)[start:]
+
+    async def alist_push(
+        self,
+        key: str,
+        values: Sequence[bytes],
+        *,
+        max_len: int | None = None,
+        ttl: float | None = None,
+    ) -> None:
+        max_len, px = self.check_max_len(max_len), self._px(ttl)
+        if not values:
+            return
+        with self._errors("RPUSH"):
+            client = await self._aclient()
+            async with client.pipeline(transaction=True) as pipe:
+                self._queue_push(pipe, self.full_key(key), values, max_len, px)
+                await pipe.execute()
+
+    async def alist_range(self, key: str) -> list[bytes]:
+        with self._errors("LRANGE"):
+            client = await self._aclient()
+            return list(await client.lrange(self.full_key(key), 0, -1))
 
     async def aclose(self) -> None:
         await self._async.aclose()

@@ -21,6 +21,7 @@ from typing import Any
 
 import pytest
 from langchain_core.caches import BaseCache
+from langchain_core.messages import HumanMessage
 from langchain_core.stores import ByteStore
 from langchain_tests.integration_tests import (
     AsyncCacheTestSuite,
@@ -711,3 +712,53 @@ def test_cache_backed_embeddings_survive_a_stopped_server(own_server: Any) -> No
         assert model.embedded == 2 * len(TEXTS) and store.stats["errors"] >= 1
     finally:
         store.close()
+
+
+# -- chat history on Momento lists ---------------------------------------------------------------
+@pytest.mark.langchain
+async def test_chat_history_with_runnable_through_the_sdk(momento_server: Any) -> None:
+    from llmcache.adapters.langchain import LangChainChatHistory
+    from tests.langchain_checks import acheck_history_with_runnable, check_history_with_runnable
+
+    backend = local(momento_server)
+    try:
+        check_history_with_runnable(lambda sid: LangChainChatHistory(backend, sid), "s1")
+        await acheck_history_with_runnable(lambda sid: LangChainChatHistory(backend, sid), "s2")
+        history = LangChainChatHistory(backend, "trim", max_messages=2)
+        history.add_messages([])
+        for text in ("1", "2", "3"):
+            await history.aadd_messages([HumanMessage(content=text)])
+        assert [m.content for m in history.messages] == ["2", "3"]
+        assert momento_server.calls().get("ListPushBack", 0) >= 3
+    finally:
+        await backend.aclose()
+
+
+def test_list_element_limit_refused_before_the_call(momento_server: Any) -> None:
+    from llmcache.adapters.langchain import LangChainChatHistory
+
+    with local(momento_server) as store:
+        history = LangChainChatHistory(store, "big")
+        history.add_user_message("small")
+        before = momento_server.calls().get("ListPushBack", 0)
+        with pytest.raises(MomentoError, match="128 KiB") as info:
+            history.add_messages([HumanMessage(content="ok"), HumanMessage(content="x" * MiB)])
+        assert info.value.code == "ELEMENT_SIZE_LIMIT_EXCEEDED"
+        assert momento_server.calls().get("ListPushBack", 0) == before  # nothing half-sent
+        assert [m.content for m in history.messages] == ["small"]
+
+
+@pytest.mark.langchain
+def test_chat_history_fault_reaches_the_caller(own_server: Any) -> None:
+    from llmcache.adapters.langchain import LangChainChatHistory
+
+    history = LangChainChatHistory(local(own_server, timeout=0.3), "s")
+    try:
+        history.add_user_message("hi")
+        own_server.stop()
+        with pytest.raises(BackendUnavailable):
+            history.add_ai_message("hello")
+        with pytest.raises(BackendUnavailable):
+            _ = history.messages
+    finally:
+        history.close()

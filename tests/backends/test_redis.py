@@ -638,3 +638,42 @@ def test_cache_backed_embeddings_survive_a_killed_server(own_server: Any) -> Non
         assert model.embedded == 2 * len(TEXTS) and store.stats["errors"] >= 1
     finally:
         store.close()
+
+
+# -- chat history on Redis lists -----------------------------------------------------------------
+@pytest.mark.langchain
+async def test_chat_history_with_runnable_on_every_server_shape(any_server: Any) -> None:
+    from llmcache.adapters.langchain import LangChainChatHistory
+    from tests.langchain_checks import acheck_history_with_runnable, check_history_with_runnable
+
+    backend = create_backend(any_server.url, namespace=ns(), **RELAXED)
+    try:
+        check_history_with_runnable(lambda sid: LangChainChatHistory(backend, sid), "s1")
+        await acheck_history_with_runnable(lambda sid: LangChainChatHistory(backend, sid), "s2")
+        history = LangChainChatHistory(backend, "trim", max_messages=2, ttl=30)
+        history.add_user_message("1")
+        await history.aadd_messages([])
+        history.add_ai_message("2")
+        history.add_user_message("3")
+        assert [m.content for m in history.messages] == ["2", "3"]
+        pttl = backend._client().pttl(backend.full_key("trim"))  # type: ignore[attr-defined]
+        assert 29_000 < pttl <= 30_000
+    finally:
+        await backend.aclear()
+        await backend.aclose()
+
+
+@pytest.mark.langchain
+def test_chat_history_fault_reaches_the_caller(own_server: Any) -> None:
+    from llmcache.adapters.langchain import LangChainChatHistory
+
+    history = LangChainChatHistory.from_url(own_server.url, session_id="s", namespace=ns())
+    try:
+        history.add_user_message("hi")
+        own_server.kill()
+        with pytest.raises(BackendUnavailable):
+            history.add_ai_message("hello")
+        with pytest.raises(BackendUnavailable):
+            _ = history.messages
+    finally:
+        history.close()
