@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from rich.table import Table
 
@@ -63,7 +64,7 @@ def bench(
             task = progress.add_task("benchmarking", total=total_ops(config))
             results = run_bench(config, tick=lambda n: progress.advance(task, n))
     except LLMCacheError as exc:
-        console.print(f"[bold red]error:[/] {exc}")
+        console.print(f"[bold red]error:[/] {escape(str(exc))}")
         raise typer.Exit(1) from None
     value_bytes = (
         statistics.fmean(r.bytes_per_entry for r in results if r.bytes_per_entry)
@@ -114,7 +115,7 @@ def _print_tables(
         table.add_column(column, justify="left" if column in ("backend", "op") else "right")
     for result in results:
         if result.error:
-            failed = ("[red]failed[/]", "", "", result.error, "", "", "", "")
+            failed = ("[red]failed[/]", "", "", escape(result.error), "", "", "", "")
             table.add_row(_label(result.url), *failed)
             continue
         for name, stats in result.ops.items():

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from llmcache._bench_cli import bench
@@ -52,7 +53,7 @@ def _settings(url: str | None, namespace: str | None, **extra: Any) -> Settings:
 
 
 def _fail(exc: Exception) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {exc}")
+    err_console.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
     return typer.Exit(code=1)
 
 
@@ -68,8 +69,16 @@ def demo(
     ] = True,
 ) -> None:
     """Ask the same question RUNS times without a cache, then RUNS times with one."""
-    from llmcache._demo import demo_model
-    from llmcache.adapters.langchain import LangChainCache
+    try:
+        from llmcache._demo import demo_model
+        from llmcache.adapters.langchain import LangChainCache
+    except ImportError as exc:
+        err_console.print(
+            f"[bold red]error:[/] llmcache demo runs a LangChain model and needs {exc.name!r}: "
+            + escape("pip install 'llmcache[langchain]'"),
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=1) from None
 
     try:
         settings = _settings(url, namespace)
@@ -217,7 +226,7 @@ def doctor(url: UrlOpt = None, namespace: NamespaceOpt = None) -> None:
     console.print(checks)
     if not ok:
         # Unwrapped, so the whole message can be read and searched (and copied into a ticket).
-        console.print(f"[bold red]error:[/] {problem}", soft_wrap=True)
+        console.print(f"[bold red]error:[/] {escape(problem)}", soft_wrap=True)
         raise typer.Exit(code=1)
 
 

@@ -62,3 +62,12 @@ def test_bad_url_is_a_clear_error_not_a_traceback() -> None:
     assert "unknown cache URL scheme 'memcached'" in result.output
     result = runner.invoke(app, ["stats", "--url", "memory://?max_entries=no"])
     assert result.exit_code == 1 and "max_entries" in result.output
+
+
+def test_demo_without_langchain_says_which_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "llmcache._demo", None)  # as if langchain-core were missing
+    result = runner.invoke(app, ["demo", "--latency", "0"])
+    assert result.exit_code == 1
+    assert "pip install 'llmcache[langchain]'" in result.output
