@@ -94,6 +94,7 @@ class LLMCache:
         policy: KeyPolicy | None = None,
         on_error: OnError = "miss",
         compress_min_bytes: int | None = DEFAULT_COMPRESS_MIN_BYTES,
+        encryption_key: str | None = None,
         **options: Any,
     ) -> Self:
         """Build a cache on the backend named by ``url``; ``options`` go to the backend."""
@@ -101,7 +102,10 @@ class LLMCache:
         return cls(
             backend,
             policy=policy,
-            codec=Codec(compress_min_bytes=compress_min_bytes),
+            codec=Codec(
+                compress_min_bytes=compress_min_bytes,
+                encryption_keys=[encryption_key] if encryption_key else (),
+            ),
             ttl=ttl,
             on_error=on_error,
         )
@@ -121,7 +125,10 @@ class LLMCache:
         return cls(
             backend,
             policy=policy,
-            codec=Codec(compress_min_bytes=settings.compress_min_bytes),
+            codec=Codec(
+                compress_min_bytes=settings.compress_min_bytes,
+                encryption_keys=_encryption_keys(settings),
+            ),
             ttl=settings.ttl,
             on_error=settings.on_error,
             breaker=CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown),
@@ -394,6 +401,13 @@ class _Flag:
 
     def __bool__(self) -> bool:
         return self.ok
+
+
+def _encryption_keys(settings: Settings) -> list[str]:
+    if settings.encryption_key is None:
+        return []
+    keys = [settings.encryption_key, *settings.encryption_previous_keys]
+    return [k.get_secret_value() for k in keys]
 
 
 def load_settings(**overrides: Any) -> Settings:

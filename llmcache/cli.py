@@ -159,6 +159,14 @@ def key(
         raise _fail(exc) from None
 
 
+@app.command(name="new-key")
+def new_key() -> None:
+    """Print a fresh random key for LLMCACHE_ENCRYPTION_KEY (client-side encryption)."""
+    from llmcache.codec import new_encryption_key
+
+    print(new_encryption_key())
+
+
 @app.command()
 def stats(url: UrlOpt = None, namespace: NamespaceOpt = None) -> None:
     """What the store says about the namespace (entries, bytes, server facts)."""

@@ -1,14 +1,18 @@
-"""Entries ⇄ bytes: a small versioned envelope around JSON, optionally compressed.
+"""Entries ⇄ bytes: a small versioned envelope around JSON, optionally compressed and encrypted.
 
 Layout of a stored value::
 
     b"LC" | format (1 byte) | flags (1 byte) | key check (8 bytes) | body
+    body, when encrypted: key id (4 bytes) | nonce (12 bytes) | AES-256-GCM(ciphertext + tag)
 
 - *format* is :data:`FORMAT`; bytes written by a newer format decode to a miss, not a guess.
-- *flags*: bit 0 = body is zlib-compressed.
+- *flags*: bit 0 = body is zlib-compressed; bit 1 = body is encrypted.
 - *key check* is a digest of the key the value was written under, so a value copied or
   misrouted to another key decodes to a miss instead of a wrong answer.
 - *body* is JSON (orjson). Never pickle: a shared store must not be a code-execution channel.
+- With encryption keys, the body is compressed, then sealed with AES-256-GCM; the header is the
+  associated data, so a value moved to another cache key fails authentication. Such a codec
+  accepts only values it can authenticate: plaintext in the store is a miss.
 
 Example::
 
@@ -21,21 +25,28 @@ Example::
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
+import os
 import zlib
+from collections.abc import Sequence
 from typing import Any
 
 import orjson
 
-from llmcache.errors import CodecError
+from llmcache.errors import CodecError, ConfigError
 
-__all__ = ["FORMAT", "MAGIC", "Codec"]
+__all__ = ["FORMAT", "MAGIC", "Codec", "new_encryption_key"]
 
 MAGIC = b"LC"
 FORMAT = 1
 _FLAG_ZLIB = 0x01
-_KNOWN_FLAGS = _FLAG_ZLIB
+_FLAG_AES = 0x02
+_KNOWN_FLAGS = _FLAG_ZLIB | _FLAG_AES
 _HEADER = len(MAGIC) + 2 + 8
+_KEY_ID = 4
+_NONCE = 12  # AES-GCM's standard nonce; random per value (2^32 values per key stay far from reuse)
 # LLM answers are text: zlib at level 6 takes 20 KB of chat JSON to about a third, costing tens of
 # microseconds; smaller values are not worth the CPU (and barely shrink).
 DEFAULT_COMPRESS_MIN_BYTES = 1024
@@ -45,14 +56,62 @@ def _key_check(key: str) -> bytes:
     return hashlib.blake2b(key.encode(), digest_size=8).digest()
 
 
+def new_encryption_key() -> str:
+    """A fresh random 256-bit key, URL-safe base64 (the form ``encryption_key`` takes)."""
+    return base64.urlsafe_b64encode(os.urandom(32)).decode()
+
+
+def _parse_key(text: str) -> bytes:
+    try:
+        raw = base64.urlsafe_b64decode(text.strip().encode())
+    except (binascii.Error, ValueError):
+        raw = b""
+    if len(raw) != 32:
+        # Never echo the value: it is (meant to be) a secret.
+        raise ConfigError(
+            "invalid encryption_key: expected 32 random bytes in URL-safe base64 (44 characters); "
+            "make one with `llmcache new-key`"
+        )
+    return raw
+
+
 class Codec:
-    """Encodes JSON-able payloads into the envelope and back."""
+    """Encodes JSON-able payloads into the envelope and back.
+
+    ``encryption_keys``: URL-safe base64 256-bit keys; the first encrypts, all decrypt (rotation:
+    put the new key first and keep the old ones until their entries expire).
+    """
 
     def __init__(
-        self, *, compress_min_bytes: int | None = DEFAULT_COMPRESS_MIN_BYTES, level: int = 6
+        self,
+        *,
+        compress_min_bytes: int | None = DEFAULT_COMPRESS_MIN_BYTES,
+        level: int = 6,
+        encryption_keys: Sequence[str] = (),
     ) -> None:
         self.compress_min_bytes = compress_min_bytes
         self.level = level
+        self._ciphers: dict[bytes, Any] = {}
+        self._write_id = b""
+        if encryption_keys:
+            try:
+                from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+            except ImportError:
+                raise ConfigError(
+                    "encryption_key needs the 'cryptography' package: "
+                    "pip install 'llmcache[encryption]'"
+                ) from None
+            for i, text in enumerate(encryption_keys):
+                raw = _parse_key(text)
+                key_id = hashlib.blake2b(raw, digest_size=_KEY_ID, person=b"llmcache-kid").digest()
+                self._ciphers[key_id] = AESGCM(raw)
+                if i == 0:
+                    self._write_id = key_id
+
+    @property
+    def encrypts(self) -> bool:
+        """Whether values are sealed (and unsealed values refused)."""
+        return bool(self._ciphers)
 
     def encode(self, key: str, payload: Any) -> bytes:
         """Serialise ``payload`` (JSON types only) for storage under ``key``."""
@@ -65,6 +124,12 @@ class Codec:
             packed = zlib.compress(body, self.level)
             if len(packed) < len(body):
                 body, flags = packed, flags | _FLAG_ZLIB
+        if self._ciphers:
+            flags |= _FLAG_AES
+            header = MAGIC + bytes((FORMAT, flags)) + _key_check(key) + self._write_id
+            nonce = os.urandom(_NONCE)
+            sealed: bytes = self._ciphers[self._write_id].encrypt(nonce, body, header)
+            return header + nonce + sealed
         return MAGIC + bytes((FORMAT, flags)) + _key_check(key) + body
 
     def decode(self, key: str, data: bytes) -> Any:
@@ -79,9 +144,27 @@ class Codec:
         if data[4:_HEADER] != _key_check(key):
             raise CodecError("value was written under another key")
         body = data[_HEADER:]
+        if flags & _FLAG_AES:
+            body = self._unseal(data)
+        elif self._ciphers:
+            raise CodecError("value is not encrypted, and this cache accepts only sealed values")
         try:
             if flags & _FLAG_ZLIB:
                 body = zlib.decompress(body)
             return orjson.loads(body)
         except (zlib.error, orjson.JSONDecodeError) as exc:
             raise CodecError(f"corrupt value: {exc}") from exc
+
+    def _unseal(self, data: bytes) -> bytes:
+        if not self._ciphers:
+            raise CodecError("value is encrypted and no encryption_key is configured")
+        header_end = _HEADER + _KEY_ID
+        cipher = self._ciphers.get(data[_HEADER:header_end])
+        if cipher is None:
+            raise CodecError("value is encrypted with a key this cache does not have")
+        nonce = data[header_end : header_end + _NONCE]
+        try:
+            body: bytes = cipher.decrypt(nonce, data[header_end + _NONCE :], data[:header_end])
+        except Exception as exc:  # cryptography's InvalidTag: tampered, truncated or misplaced
+            raise CodecError("encrypted value fails authentication") from exc
+        return body

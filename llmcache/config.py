@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     compress_min_bytes: int | None = Field(
         default=1024, ge=0, description="zlib-compress values at least this big; None = never"
     )
+    encryption_key: SecretStr | None = Field(
+        default=None,
+        description="client-side AES-256-GCM key, URL-safe base64 (`llmcache new-key`)",
+    )
+    encryption_previous_keys: list[SecretStr] = Field(
+        default_factory=list, description="older keys still accepted for reading (rotation)"
+    )
     breaker_failures: int = Field(default=5, ge=1, description="faults in a row that open it")
     breaker_cooldown: float = Field(default=10.0, gt=0, description="seconds before a probe")
     key: KeySettings = Field(default_factory=KeySettings)
