@@ -393,9 +393,36 @@ def _parse_llm_string(llm_string: str) -> _Parsed:
         reason = _drop_reason(name, value, frozenset())
         if reason is not None:
             dropped[name] = reason
-        else:
-            params[name] = _canon(value)
+            continue
+        if isinstance(value, dict) and name.lower() in _NESTED_PARAMS:
+            value = _scrub(name, value, dropped, headers=name.lower() in _HEADER_PARAMS)
+        params[name] = _canon(value)
     return _Parsed(form, _canon(model), params, dropped)
+
+
+# Containers whose entries are more request parameters (same drop rules as top-level ones) or
+# HTTP headers (whose credentials rotate: in a key they would also empty the cache on rotation).
+_HEADER_PARAMS = frozenset({"default_headers", "extra_headers", "headers"})
+_NESTED_PARAMS = _HEADER_PARAMS | {"model_kwargs", "extra_body", "client_kwargs"}
+_SECRET_HEADERS = frozenset({"authorization", "proxy-authorization", "cookie", "x-api-key"})
+
+
+def _scrub(
+    parent: str, value: dict[Any, Any], dropped: dict[str, str], *, headers: bool
+) -> dict[Any, Any]:
+    """``value`` without its secret entries (recorded in ``dropped`` as ``parent.name``)."""
+    kept: dict[Any, Any] = {}
+    for name, item in value.items():
+        low = str(name).lower()
+        if headers and (low in _SECRET_HEADERS or any(p in low for p in ("api-key", "token"))):
+            reason: str | None = "secret header"
+        else:
+            reason = _drop_reason(str(name).replace("-", "_"), item, frozenset())
+        if reason is None:
+            kept[name] = item
+        else:
+            dropped[f"{parent}.{name}"] = reason
+    return kept
 
 
 def _temperature_of(value: Any) -> float | None:

@@ -443,3 +443,24 @@ def test_decision_type() -> None:
     assert isinstance(d, KeyDecision)
     with pytest.raises(AttributeError):
         d.key = "x"  # type: ignore[misc]
+
+
+def test_credentials_inside_headers_and_model_kwargs_are_not_key_material() -> None:
+    """A rotated token must not empty the cache, and explain() must not print it."""
+
+    def llm_string(token: str, tools_choice: str = "auto") -> str:
+        params = {
+            "_type": "openai-chat",
+            "model_name": "gpt-4o-mini",
+            "default_headers": {"Authorization": f"Bearer {token}", "X-Team": "search"},
+            "model_kwargs": {"api_key": token, "tool_choice": tools_choice},
+        }
+        return str(sorted(params.items()))
+
+    policy = KeyPolicy()
+    first = policy.decide(PROMPT, llm_string("tok-1"))
+    assert first.key == policy.decide(PROMPT, llm_string("tok-2")).key
+    assert first.key != policy.decide(PROMPT, llm_string("tok-1", "none")).key
+    explained = policy.explain(PROMPT, llm_string("tok-1"))
+    assert "tok-1" not in explained
+    assert "default_headers.Authorization" in explained and "X-Team" in explained
