@@ -196,3 +196,19 @@ def test_each_hit_gets_its_own_objects(lc_cache: LangChainCache) -> None:
     newer = ChatGeneration(message=rich_answer(2))
     lc_cache.update("p", "llm", [newer])
     assert lc_cache.lookup("p", "llm") == [newer]
+
+
+def test_real_openai_chat_model_hits_when_a_key_is_set(tmp_path: Path) -> None:
+    """Runs only with OPENAI_API_KEY and langchain-openai (never in CI: no network there)."""
+    import os
+
+    if not os.environ.get("OPENAI_API_KEY"):
+        pytest.skip("OPENAI_API_KEY is not set")
+    openai = pytest.importorskip("langchain_openai")
+    cache = LangChainCache.from_url(f"disk://{tmp_path}")
+    model = openai.ChatOpenAI(model="gpt-4o-mini", temperature=0, cache=cache)
+    first = model.invoke("Name one primary colour, one word.")
+    second = model.invoke("Name one primary colour, one word.")
+    assert second.content == first.content and second.response_metadata == first.response_metadata
+    assert cache.stats["hits"] == 1
+    cache.close()
