@@ -127,7 +127,7 @@ class LLMCache:
             policy=policy,
             codec=Codec(
                 compress_min_bytes=settings.compress_min_bytes,
-                encryption_keys=_encryption_keys(settings),
+                encryption_keys=encryption_keys(settings),
             ),
             ttl=settings.ttl,
             on_error=settings.on_error,
@@ -403,7 +403,8 @@ class _Flag:
         return self.ok
 
 
-def _encryption_keys(settings: Settings) -> list[str]:
+def encryption_keys(settings: Settings) -> list[str]:
+    """The encryption keys settings name, newest first (empty: no encryption)."""
     if settings.encryption_key is None:
         return []
     keys = [settings.encryption_key, *settings.encryption_previous_keys]

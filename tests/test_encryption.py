@@ -82,3 +82,21 @@ def test_bad_key_or_missing_library_is_a_config_error(monkeypatch: pytest.Monkey
     monkeypatch.setitem(sys.modules, "cryptography.hazmat.primitives.ciphers.aead", None)
     with pytest.raises(ConfigError, match=r"llmcache\[encryption\]"):
         Codec(encryption_keys=[new_encryption_key()])
+
+
+def test_chat_history_is_sealed_per_session() -> None:
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    from llmcache.adapters.langchain import LangChainChatHistory
+
+    backend, key = MemoryBackend(namespace="chat-history"), new_encryption_key()
+    codec = Codec(encryption_keys=[key])
+    history = LangChainChatHistory(backend, "alice", codec=codec)
+    history.add_messages([HumanMessage("my card is 4111"), AIMessage("noted")])
+    raw = backend.list_range("alice")
+    assert len(raw) == 2 and not any(b"4111" in element for element in raw)
+    assert [m.content for m in history.messages] == ["my card is 4111", "noted"]
+    # Without the key, or under another session id, nothing is readable.
+    assert LangChainChatHistory(backend, "alice").messages == []
+    backend.list_push("bob", raw)
+    assert LangChainChatHistory(backend, "bob", codec=codec).messages == []

@@ -19,6 +19,9 @@ message types as the LLM cache (never LangChain's ``loads``). ``add_messages`` a
 step (Redis MULTI, disk transaction; Momento one request per message), trims the oldest beyond
 ``max_messages`` and renews the session's TTL.
 
+With an encryption key (``encryption_key=`` or the ``encryption_key`` setting) every element is
+sealed with AES-256-GCM under the session id, and only sealed elements are read back.
+
 History is state, not a cache: a store fault raises :class:`~llmcache.errors.BackendError` to the
 caller (a chat that silently forgot its past would answer wrongly). An element that does not
 decode (written by another client, corrupt) is skipped with a warning.
@@ -36,7 +39,8 @@ from langchain_core.messages import BaseMessage
 
 from llmcache.adapters._generations import message_from_json, message_to_json
 from llmcache.backends.base import Backend
-from llmcache.cache import DEFAULT_TTL, load_settings
+from llmcache.cache import DEFAULT_TTL, encryption_keys, load_settings
+from llmcache.codec import Codec
 from llmcache.config import Settings
 from llmcache.errors import CodecError, ConfigError
 from llmcache.registry import backend_from_settings, create_backend
@@ -54,6 +58,7 @@ class LangChainChatHistory(BaseChatMessageHistory):
 
     ``ttl``: seconds a session lives after its last ``add_messages`` (default one day, Momento's
     maximum; ``None``: the backend's default). ``max_messages``: keep only the newest N.
+    ``codec``: a :class:`~llmcache.codec.Codec` with encryption keys seals every element.
     """
 
     def __init__(
@@ -63,6 +68,7 @@ class LangChainChatHistory(BaseChatMessageHistory):
         *,
         ttl: float | None = DEFAULT_TTL,
         max_messages: int | None = None,
+        codec: Codec | None = None,
     ) -> None:
         if not isinstance(session_id, str) or not session_id:
             raise ConfigError(f"invalid session_id {session_id!r}: a non-empty string")
@@ -74,6 +80,8 @@ class LangChainChatHistory(BaseChatMessageHistory):
         self.session_id = session_id
         self.ttl = ttl
         self.max_messages = max_messages
+        # Only an encrypting codec is used: plain elements stay plain JSON, readable by any client.
+        self._sealer = codec if codec is not None and codec.encrypts else None
 
     @classmethod
     def from_url(
@@ -84,11 +92,13 @@ class LangChainChatHistory(BaseChatMessageHistory):
         namespace: str = DEFAULT_NAMESPACE,
         ttl: float | None = DEFAULT_TTL,
         max_messages: int | None = None,
+        encryption_key: str | None = None,
         **options: Any,
     ) -> Self:
         """The history of ``session_id`` on the backend named by ``url``."""
+        codec = Codec(encryption_keys=[encryption_key]) if encryption_key else None
         backend = create_backend(url, namespace=namespace, **options)
-        return cls(backend, session_id, ttl=ttl, max_messages=max_messages)
+        return cls(backend, session_id, ttl=ttl, max_messages=max_messages, codec=codec)
 
     @classmethod
     def from_settings(
@@ -105,7 +115,10 @@ class LangChainChatHistory(BaseChatMessageHistory):
         backend = backend_from_settings(
             settings, namespace=namespace or f"{settings.namespace}.history"
         )
-        return cls(backend, session_id, ttl=settings.ttl, max_messages=max_messages)
+        codec = Codec(encryption_keys=encryption_keys(settings))
+        return cls(
+            backend, session_id, ttl=settings.ttl, max_messages=max_messages, codec=codec
+        )
 
     # -- sync ---------------------------------------------------------------------------------
     @property
@@ -148,16 +161,21 @@ class LangChainChatHistory(BaseChatMessageHistory):
         await self.backend.aclose()
 
     # -- internals ----------------------------------------------------------------------------
-    @staticmethod
-    def _encode(messages: Sequence[BaseMessage]) -> list[bytes]:
+    def _encode(self, messages: Sequence[BaseMessage]) -> list[bytes]:
         # A message type outside the allowlist is a CodecError before anything is written.
+        if self._sealer is not None:
+            return [self._sealer.encode(self.session_id, message_to_json(m)) for m in messages]
         return [orjson.dumps(message_to_json(m)) for m in messages]
 
     def _decode(self, values: list[bytes]) -> list[BaseMessage]:
         out: list[BaseMessage] = []
         for value in values:
             try:
-                out.append(message_from_json(orjson.loads(value)))
+                if self._sealer is not None:
+                    data = self._sealer.decode(self.session_id, value)
+                else:
+                    data = orjson.loads(value)
+                out.append(message_from_json(data))
             except (CodecError, orjson.JSONDecodeError) as exc:
                 log.warning(
                     "llmcache: skipping a message of session %r that does not decode: %s",
