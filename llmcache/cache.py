@@ -330,9 +330,15 @@ class LLMCache:
         return answers
 
     def _materialized(self, key: str, data: bytes | None) -> list[Any] | None:
-        """The stored answers, decoded and materialized; reused while the bytes are the same."""
+        """The stored answers, decoded and materialized; reused while the bytes are the same.
+
+        Only materialized answers are memoised: their consumer (the LangChain adapter) hands out
+        copies. Plain JSON answers are decoded afresh, so a caller may change what it receives.
+        """
         if data is None:
             return None
+        if self.materialize is None:
+            return self._stored_answers(key, data)
         with self._memo_lock:
             memo = self._memo.get(key)
             if memo is not None and memo[0] == data:
@@ -341,13 +347,12 @@ class LLMCache:
         answers = self._stored_answers(key, data)
         if answers is None:
             return None
-        if self.materialize is not None:
-            try:
-                answers = [self.materialize(a) for a in answers]
-            except CodecError as exc:
-                self.stats.incr("decode_errors")
-                log.debug("llmcache: stored answer under %s rejected: %s", key, exc)
-                return None
+        try:
+            answers = [self.materialize(a) for a in answers]
+        except CodecError as exc:
+            self.stats.incr("decode_errors")
+            log.debug("llmcache: stored answer under %s rejected: %s", key, exc)
+            return None
         if len(data) <= _MEMO_MAX_VALUE:
             with self._memo_lock:
                 self._memo[key] = (data, answers)

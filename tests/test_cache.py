@@ -165,3 +165,12 @@ def test_sample_mode_keeps_one_answer_for_temperature_zero() -> None:
     cache.update("p", LLM, "the greedy answer")  # LLM has temperature 0.0
     assert cache.lookup("p", LLM) == "the greedy answer"
     assert cache.policy.decide("p", LLM).samples == 1
+
+
+def test_callers_may_change_what_a_hit_returns() -> None:
+    cache = from_url("memory://")
+    cache.update("p", LLM, {"text": "original", "tags": ["a"]})
+    first = cache.lookup("p", LLM)
+    first["text"] = "changed"
+    first["tags"].append("b")
+    assert cache.lookup("p", LLM) == {"text": "original", "tags": ["a"]}
