@@ -145,15 +145,9 @@ class LLMCache:
         try:
             data = self.backend.get(decision.key)
         except Exception as exc:
-            self._fault("lookup", exc)
-            self._lookup_failed(decision.key)
+            self._lookup_failed(decision.key, exc)
             return None
-        self.breaker.success()
-        if self._failed_lookups:  # the store answers again: this key's update may proceed
-            self._skip_update(decision.key, count=False)
-        answer = self._answer_from(decision, data)
-        self.stats.lookup_latency.add(time.perf_counter() - start)
-        return answer
+        return self._looked_up(decision, data, start)
 
     def update(self, prompt: str, llm_string: str, answer: Any) -> None:
         """Store ``answer`` for this request (no-op when the policy bypasses it)."""
@@ -197,15 +191,9 @@ class LLMCache:
         try:
             data = await self.backend.aget(decision.key)
         except Exception as exc:
-            self._fault("lookup", exc)
-            self._lookup_failed(decision.key)
+            self._lookup_failed(decision.key, exc)
             return None
-        self.breaker.success()
-        if self._failed_lookups:  # the store answers again: this key's update may proceed
-            self._skip_update(decision.key, count=False)
-        answer = self._answer_from(decision, data)
-        self.stats.lookup_latency.add(time.perf_counter() - start)
-        return answer
+        return self._looked_up(decision, data, start)
 
     async def aupdate(self, prompt: str, llm_string: str, answer: Any) -> None:
         """Async :meth:`update`."""
@@ -289,7 +277,18 @@ class LLMCache:
         if op == "lookup":
             self.stats.incr("misses")
 
-    def _lookup_failed(self, key: str) -> None:
+    def _looked_up(self, decision: KeyDecision, data: bytes | None, start: float) -> Any | None:
+        """What a lookup returns once the store answered (``data``, or None for a miss)."""
+        assert decision.key is not None
+        self.breaker.success()
+        if self._failed_lookups:  # the store answers again: this key's update may proceed
+            self._skip_update(decision.key, count=False)
+        answer = self._answer_from(decision, data)
+        self.stats.lookup_latency.add(time.perf_counter() - start)
+        return answer
+
+    def _lookup_failed(self, key: str, exc: Exception) -> None:
+        self._fault("lookup", exc)
         with self._turns_lock:
             self._failed_lookups[key] = time.monotonic()
             self._failed_lookups.move_to_end(key)
