@@ -151,21 +151,18 @@ class LLMCache:
 
     def update(self, prompt: str, llm_string: str, answer: Any) -> None:
         """Store ``answer`` for this request (no-op when the policy bypasses it)."""
-        decision = self._decide(prompt, llm_string)
-        if decision is None or decision.key is None or self._skip_update(decision.key):
+        decision = self._update_decision(prompt, llm_string)
+        if decision is None or decision.key is None:
             return
-        start = time.perf_counter()
-        key = decision.key
-        stored: list[Any] = []
-        if decision.samples > 1:
+        start, key, data = time.perf_counter(), decision.key, None
+        if decision.samples > 1:  # sample:k appends to the answers already stored
             with self._guard("update") as ok:
                 data = self.backend.get(key)
             if not ok:
                 return
-            stored = self._stored_answers(key, data) or []
-            if len(stored) >= decision.samples:
-                return
-        payload = self._encode(key, [*stored, answer])
+        payload = self._payload(decision, data, answer)
+        if payload is None:
+            return
         with self._guard("update"):
             self.backend.set(key, payload, self.ttl)
             self._count_write(payload)
@@ -197,21 +194,18 @@ class LLMCache:
 
     async def aupdate(self, prompt: str, llm_string: str, answer: Any) -> None:
         """Async :meth:`update`."""
-        decision = self._decide(prompt, llm_string)
-        if decision is None or decision.key is None or self._skip_update(decision.key):
+        decision = self._update_decision(prompt, llm_string)
+        if decision is None or decision.key is None:
             return
-        start = time.perf_counter()
-        key = decision.key
-        stored: list[Any] = []
-        if decision.samples > 1:
+        start, key, data = time.perf_counter(), decision.key, None
+        if decision.samples > 1:  # sample:k appends to the answers already stored
             with self._guard("update") as ok:
                 data = await self.backend.aget(key)
             if not ok:
                 return
-            stored = self._stored_answers(key, data) or []
-            if len(stored) >= decision.samples:
-                return
-        payload = self._encode(key, [*stored, answer])
+        payload = self._payload(decision, data, answer)
+        if payload is None:
+            return
         with self._guard("update"):
             await self.backend.aset(key, payload, self.ttl)
             self._count_write(payload)
@@ -307,8 +301,20 @@ class LLMCache:
             self.stats.incr("skipped_after_fault")
         return True
 
-    def _encode(self, key: str, answers: list[Any]) -> bytes:
-        return self.codec.encode(key, answers)
+    def _update_decision(self, prompt: str, llm_string: str) -> KeyDecision | None:
+        """The decision for an update, or None when it is bypassed or follows a failed lookup."""
+        decision = self._decide(prompt, llm_string)
+        if decision is None or decision.key is None or self._skip_update(decision.key):
+            return None
+        return decision
+
+    def _payload(self, decision: KeyDecision, data: bytes | None, answer: Any) -> bytes | None:
+        """Bytes to store: ``answer`` after the stored ones (sample:k); None when k are stored."""
+        assert decision.key is not None
+        stored = self._stored_answers(decision.key, data) or []
+        if len(stored) >= decision.samples:
+            return None
+        return self.codec.encode(decision.key, [*stored, answer])
 
     def _count_write(self, payload: bytes) -> None:
         self.stats.incr("writes")
