@@ -1,8 +1,15 @@
-"""Settings, read once from the environment, ``.env``, ``llmcache.toml`` or ``pyproject.toml``.
+"""Settings, read once, here and nowhere else: environment, ``.env``, ``llmcache.toml``, pyproject.
 
 Every field can be set as an environment variable ``LLMCACHE_<FIELD>`` (nested fields with ``__``,
 e.g. ``LLMCACHE_KEY__TEMPERATURE=bypass_above:0.5``). Precedence, highest first: keyword arguments,
 environment, ``.env``, ``llmcache.toml``, ``[tool.llmcache]`` in ``pyproject.toml``, defaults.
+Only ``LLMCACHE_*`` names are ours: other variables in the environment or ``.env`` (an app's
+``OPENAI_API_KEY``) are left alone, while a misspelt ``LLMCACHE_*`` name is an error. An empty
+variable means unset.
+
+Backends declare their own secrets and endpoints in their options model (e.g. Redis
+``LLMCACHE_REDIS_PASSWORD``, Momento ``LLMCACHE_MOMENTO_API_KEY`` or ``MOMENTO_API_KEY``); they
+are read here too, into :attr:`Settings.backend_env`, and handed to the backend the URL names.
 
 Example::
 
@@ -14,24 +21,41 @@ Example::
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
 import platformdirs
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     PyprojectTomlConfigSettingsSource,
     SettingsConfigDict,
+    SettingsError,
     TomlConfigSettingsSource,
 )
 
+from llmcache import _defaults
+from llmcache.backends.base import option_env
+from llmcache.errors import ConfigError
 from llmcache.keys import TemperatureMode
 
-__all__ = ["ENV_PREFIX", "KeySettings", "Settings", "default_url"]
+__all__ = [
+    "ENV_PREFIX",
+    "KeySettings",
+    "Settings",
+    "backend_env_names",
+    "default_url",
+    "encryption_keys",
+    "load_settings",
+]
 
 ENV_PREFIX = "LLMCACHE_"
+DOTENV = ".env"
+# LLMCACHE_* variables that are not settings (read by the test fixtures).
+_OTHER_ENV = frozenset({"LLMCACHE_REQUIRE_SERVERS"})
 
 
 def default_url() -> str:
@@ -59,15 +83,56 @@ class KeySettings(BaseModel):
         return str(TemperatureMode.parse(value)) if isinstance(value, str) else value
 
 
+def backend_env_names() -> dict[str, str]:
+    """Environment variable → backend option field, for every registered backend's options."""
+    from llmcache.registry import all_options_classes
+
+    names: dict[str, str] = {}
+    for options_cls in all_options_classes():
+        for field_name, envs in option_env(options_cls).items():
+            for env in envs:
+                names.setdefault(env, field_name)
+    return names
+
+
+def _dotenv_values() -> dict[str, str]:
+    if not Path(DOTENV).is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(DOTENV).items() if v is not None}
+
+
+class _BackendEnvSource(PydanticBaseSettingsSource):
+    """Backend secrets/endpoints from the variables their options declare (env, then ``.env``)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        found: dict[str, str] = {}
+        sources = (os.environ, _dotenv_values())
+        for name in backend_env_names():
+            for source in sources:
+                value = source.get(name)
+                if value:  # an empty variable means unset
+                    found[name] = value
+                    break
+        return {"backend_env": found} if found else {}
+
+
 class Settings(BaseSettings):
     """All of llmcache's configuration. Secrets are :class:`~pydantic.SecretStr`."""
 
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
         env_nested_delimiter="__",
-        env_file=".env",
+        env_file=DOTENV,
         env_file_encoding="utf-8",
-        extra="forbid",
+        env_ignore_empty=True,
+        # Not "forbid": .env files hold other apps' variables. Unknown LLMCACHE_* names are
+        # refused by load_settings, which knows every name, backends' included.
+        extra="ignore",
         toml_file="llmcache.toml",
         pyproject_toml_table_header=("tool", "llmcache"),
         validate_default=True,
@@ -75,13 +140,20 @@ class Settings(BaseSettings):
     )
 
     url: str = Field(default_factory=default_url, description="backend URL (scheme picks it)")
-    ttl: float | None = Field(default=86_400.0, gt=0, description="entry lifetime, seconds")
-    namespace: str = Field(default="default", description="tenant/app namespace")
+    ttl: float | None = Field(default=_defaults.TTL, gt=0, description="entry lifetime, seconds")
+    namespace: str = Field(default=_defaults.NAMESPACE, description="tenant/app namespace")
     on_error: Literal["miss", "raise"] = Field(
         default="miss", description="store faults: become misses, or raise"
     )
     compress_min_bytes: int | None = Field(
-        default=1024, ge=0, description="zlib-compress values at least this big; None = never"
+        default=_defaults.COMPRESS_MIN_BYTES,
+        ge=0,
+        description="zlib-compress values at least this big; None = never",
+    )
+    max_decoded_bytes: int = Field(
+        default=_defaults.MAX_DECODED_BYTES,
+        gt=0,
+        description="a stored value that decodes to more bytes than this is a miss",
     )
     encryption_key: SecretStr | None = Field(
         default=None,
@@ -90,27 +162,24 @@ class Settings(BaseSettings):
     encryption_previous_keys: list[SecretStr] = Field(
         default_factory=list, description="older keys still accepted for reading (rotation)"
     )
-    breaker_failures: int = Field(default=5, ge=1, description="faults in a row that open it")
-    breaker_cooldown: float = Field(default=10.0, gt=0, description="seconds before a probe")
+    breaker_failures: int = Field(
+        default=_defaults.BREAKER_FAILURES, ge=1, description="faults in a row that open it"
+    )
+    breaker_cooldown: float = Field(
+        default=_defaults.BREAKER_COOLDOWN, gt=0, description="seconds before a probe"
+    )
     key: KeySettings = Field(default_factory=KeySettings)
     record_to: Path | None = Field(
         default=None, description="append every request to this JSONL log (llmcache replay)"
     )
     options: dict[str, Any] = Field(
-        default_factory=dict, description="backend options, as in the URL query string"
+        default_factory=dict,
+        description="backend options as a JSON object, as in the URL query string",
     )
-
-    redis_username: str | None = Field(default=None, description="Redis ACL user")
-    redis_password: SecretStr | None = Field(default=None, description="Redis AUTH password")
-    momento_api_key: SecretStr | None = Field(
-        default=None,
-        validation_alias=AliasChoices("LLMCACHE_MOMENTO_API_KEY", "MOMENTO_API_KEY"),
-        description="Momento API key (falls back to MOMENTO_API_KEY)",
-    )
-    momento_endpoint: str | None = Field(
-        default=None,
-        validation_alias=AliasChoices("LLMCACHE_MOMENTO_ENDPOINT", "MOMENTO_ENDPOINT"),
-        description="Momento endpoint for v2 API keys (falls back to MOMENTO_ENDPOINT)",
+    backend_env: dict[str, SecretStr] = Field(
+        default_factory=dict,
+        description="backend secrets/endpoints by the variable their options declare",
+        exclude=True,
     )
 
     @field_validator("namespace")
@@ -133,6 +202,64 @@ class Settings(BaseSettings):
             init_settings,
             env_settings,
             dotenv_settings,
+            _BackendEnvSource(settings_cls),
             TomlConfigSettingsSource(settings_cls),
             PyprojectTomlConfigSettingsSource(settings_cls),
         )
+
+
+def _field_hint(field: str) -> str:
+    if field in ("options", "encryption_previous_keys") or field.endswith("ignore_params"):
+        return " (a JSON value, e.g. '{\"socket_timeout\": 0.5}' or '[\"a\", \"b\"]')"
+    return ""
+
+
+def _check_env_names() -> None:
+    """An unknown ``LLMCACHE_*`` variable (env or ``.env``) is an error: a typo such as
+    ``LLMCACHE_TTLL`` would otherwise be ignored without a word."""
+    fields = {name.upper() for name in Settings.model_fields} - {"BACKEND_ENV"}
+    backend = set(backend_env_names())
+    for where, names in (("environment", os.environ), (DOTENV, _dotenv_values())):
+        for name in names:
+            if not name.startswith(ENV_PREFIX) or name in _OTHER_ENV or name in backend:
+                continue
+            if name[len(ENV_PREFIX) :].split("__")[0] not in fields:
+                valid = sorted(
+                    {ENV_PREFIX + f for f in fields}
+                    | {f"{ENV_PREFIX}KEY__{k.upper()}" for k in KeySettings.model_fields}
+                    | {b for b in backend if b.startswith(ENV_PREFIX)}
+                )
+                raise ConfigError(f"unknown setting {name} (in {where}); valid: {', '.join(valid)}")
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read :class:`Settings`; invalid values become a :class:`ConfigError` naming the field."""
+    _check_env_names()
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = "__".join(str(p) for p in err["loc"])
+        top = str(err["loc"][0]) if err["loc"] else field
+        value = "***" if "key" in top and "encryption" in top else repr(err.get("input"))
+        raise ConfigError(
+            f"invalid setting {field!r} (env {ENV_PREFIX}{field.upper()}): "
+            f"{value}: {err['msg']}{_field_hint(top)}"
+        ) from None
+    except SettingsError as exc:
+        raise ConfigError(f"invalid settings: {exc}{_settings_error_hint(str(exc))}") from None
+
+
+def _settings_error_hint(message: str) -> str:
+    for field in Settings.model_fields:
+        if f'"{field}"' in message:
+            return f" (env {ENV_PREFIX}{field.upper()}){_field_hint(field)}"
+    return ""
+
+
+def encryption_keys(settings: Settings) -> list[str]:
+    """The encryption keys settings name, newest first (empty: no encryption)."""
+    if settings.encryption_key is None:
+        return []
+    keys = [settings.encryption_key, *settings.encryption_previous_keys]
+    return [k.get_secret_value() for k in keys]

@@ -14,14 +14,18 @@ from __future__ import annotations
 
 import importlib
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from llmcache.backends.base import Backend
+from llmcache.backends.base import Backend, BackendOptions, option_env
 from llmcache.errors import BackendUnavailable, ConfigError
+
+if TYPE_CHECKING:
+    from llmcache.config import Settings
 
 __all__ = [
     "BUILTIN_SCHEMES",
+    "all_options_classes",
     "available_schemes",
     "backend_class",
     "backend_from_settings",
@@ -30,7 +34,7 @@ __all__ = [
     "scheme_of",
 ]
 
-#: scheme → (import string, pip extra that brings its driver, or None)
+#: scheme → (backend class, pip extra that brings its driver or None). Backends import lazily.
 BUILTIN_SCHEMES: dict[str, tuple[str, str | None]] = {
     "memory": ("llmcache.backends.memory:MemoryBackend", None),
     "disk": ("llmcache.backends.disk:DiskBackend", None),
@@ -44,6 +48,14 @@ BUILTIN_SCHEMES: dict[str, tuple[str, str | None]] = {
     "valkeys+cluster": ("llmcache.backends.redis:RedisClusterBackend", "redis"),
     "momento": ("llmcache.backends.momento:MomentoBackend", "momento"),
 }
+#: Options models of the built-in backends, importable without their drivers (settings need
+#: every backend's declared environment variables, installed or not).
+BUILTIN_OPTIONS: tuple[str, ...] = (
+    "llmcache.backends.memory:MemoryOptions",
+    "llmcache.backends.disk:DiskOptions",
+    "llmcache.backends.redis.options:RedisOptions",
+    "llmcache.backends.momento.options:MomentoOptions",
+)
 ENTRY_POINT_GROUP = "llmcache.backends"
 
 
@@ -51,6 +63,24 @@ def _schemes() -> dict[str, tuple[str, str | None]]:
     found = dict(BUILTIN_SCHEMES)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         found.setdefault(ep.name, (ep.value, None))
+    return found
+
+
+def _import(target: str) -> Any:
+    module_name, _, attr = target.partition(":")
+    return getattr(importlib.import_module(module_name), attr)
+
+
+def all_options_classes() -> list[type[BackendOptions]]:
+    """The options model of every built-in backend and of every plug-in that imports."""
+    found: list[type[BackendOptions]] = [_import(t) for t in BUILTIN_OPTIONS]
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            cls = _import(ep.value)
+        except Exception:  # a broken plug-in must not break settings; using it says why
+            continue
+        if isinstance(cls, type) and issubclass(cls, Backend) and cls.Options not in found:
+            found.append(cls.Options)
     return found
 
 
@@ -98,14 +128,20 @@ def create_backend(url: str, *, namespace: str = "default", **options: Any) -> B
     return backend_class(scheme_of(url)).from_url(url, namespace=namespace, **options)
 
 
-_SECRET_OPTIONS = ("password", "api_key", "token", "auth")
+_SECRET_OPTIONS = ("password", "api_key", "token", "auth", "secret", "key")
 
 
-def backend_from_settings(settings: Any, *, namespace: str | None = None) -> Backend:
+def backend_from_settings(settings: Settings, *, namespace: str | None = None) -> Backend:
     """The backend :class:`~llmcache.Settings` describe (URL, secrets, options), in ``namespace``
     (default: the ``namespace`` setting)."""
     backend_cls = backend_class(scheme_of(settings.url))
-    options = {**backend_cls.settings_options(settings), **settings.options}
+    from_env: dict[str, Any] = {}
+    for field, names in option_env(backend_cls.Options).items():
+        for name in names:
+            if name in settings.backend_env:
+                from_env[field] = settings.backend_env[name].get_secret_value()
+                break
+    options = {**from_env, **settings.options}
     return backend_cls.from_url(settings.url, namespace=namespace or settings.namespace, **options)
 
 

@@ -1,8 +1,9 @@
-"""The backend protocol: bytes in, bytes out.
+"""The backend protocol: bytes in, bytes out, five methods a side.
 
 A backend stores opaque ``bytes`` under ``str`` keys inside one *namespace*. Everything above it
-(key policy, codec, stats, failure policy) lives in :class:`llmcache.LLMCache`, so a backend is
-small: five methods a side plus optional capabilities with working defaults.
+(key policy, codec, stats, failure policy) lives in :class:`llmcache.LLMCache`; abilities beyond
+the five methods (batches, key listing, lists, atomic add) are the capability protocols of
+:mod:`llmcache.backends.capabilities`, implemented by the backends that can.
 
 Rules every backend keeps (the contract suite in :mod:`llmcache.testing` checks them):
 
@@ -11,19 +12,21 @@ Rules every backend keeps (the contract suite in :mod:`llmcache.testing` checks 
   (which may itself be ``None``: no expiry, where the store allows it).
 - ``delete`` of a missing key is not an error.
 - ``clear`` removes only this backend's namespace, never other namespaces or foreign keys.
+- Every wait is bounded by the backend's timeout.
 - A driver failure raises :class:`~llmcache.errors.BackendError` chained ``from`` the driver
-  error; a missing driver raises :class:`~llmcache.errors.BackendUnavailable` naming the extra.
-- Optional capabilities that cannot be built on the five methods (``iter_keys``, the list
-  operations ``list_push``/``list_range`` behind chat history) raise
-  :class:`~llmcache.errors.UnsupportedOperation` by default, naming the backend.
-- Keys given to a backend are relative; the backend prefixes them with its namespace
-  (``full_key``), so two namespaces never see each other's entries.
+  error, at one mapping point per backend; a missing driver raises
+  :class:`~llmcache.errors.BackendUnavailable` naming the extra.
+- Keys given to a backend are relative; the backend prefixes them with its namespace, so two
+  namespaces never see each other's entries.
+
+A backend is built from its typed options: ``Backend(options, namespace=...)``, or from a URL
+with :meth:`Backend.from_url` (the query string holds the options).
 
 Example::
 
-    from llmcache.backends.memory import MemoryBackend
+    from llmcache.backends.memory import MemoryBackend, MemoryOptions
 
-    with MemoryBackend(namespace="demo") as store:
+    with MemoryBackend(MemoryOptions(max_entries=100), namespace="demo") as store:
         store.set("k", b"v", ttl=60)
         assert store.get("k") == b"v"
 """
@@ -33,16 +36,24 @@ from __future__ import annotations
 import asyncio
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, ClassVar, Self, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from llmcache.errors import ConfigError, UnsupportedOperation
+from llmcache.errors import ConfigError
 
-__all__ = ["Backend", "BackendOptions", "check_namespace", "parse_options", "url_options"]
+__all__ = [
+    "Backend",
+    "BackendOptions",
+    "check_namespace",
+    "describe",
+    "option_env",
+    "parse_options",
+    "url_options",
+]
 
 # Namespaces become part of store key names (and Momento cache names): keep them to a safe
 # alphabet so no namespace can contain another's prefix or a glob character used by SCAN.
@@ -53,13 +64,36 @@ KEY_PREFIX = "llmcache"
 class BackendOptions(BaseModel):
     """Typed options of a backend: URL query parameters and keyword arguments.
 
-    Subclasses add fields; unknown options are rejected with the list of valid ones.
+    Subclasses add fields; unknown options are rejected with the list of valid ones. A field may
+    declare the environment variables that set it (secrets, endpoints) with
+    ``Field(json_schema_extra={"env": ["LLMCACHE_X_PASSWORD"]})``: :mod:`llmcache.config` reads
+    them, so a plug-in backend declares its own secrets the same way.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    default_ttl: float | None = None
+
 
 OptionsT = TypeVar("OptionsT", bound=BackendOptions)
+
+
+def option_env(model: type[BackendOptions]) -> dict[str, list[str]]:
+    """Field → the environment variables that may set it, as the options model declares."""
+    found: dict[str, list[str]] = {}
+    for name, info in model.model_fields.items():
+        extra = info.json_schema_extra
+        env = extra.get("env") if isinstance(extra, dict) else None
+        if isinstance(env, list | tuple) and env:
+            found[name] = [str(e) for e in env]
+    return found
+
+
+def _field_error(exc: ValidationError, values: Mapping[str, Any]) -> tuple[str, Any, str]:
+    err = exc.errors()[0]
+    field = ".".join(str(p) for p in err["loc"]) or "?"
+    value = values.get(field, err.get("input"))
+    return field, value, err["msg"]
 
 
 def parse_options(
@@ -76,12 +110,17 @@ def parse_options(
     try:
         return model.model_validate(dict(values))
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "?"
+        field, value, msg = _field_error(exc, values)
+        if model.model_fields.get(field) is not None and _is_secret(model, field):
+            value = "***"
         raise ConfigError(
-            f"invalid value {values.get(field, err.get('input'))!r} for option {field!r} "
-            f"of {scheme}:// backend: {err['msg']}"
+            f"invalid value {value!r} for option {field!r} of {scheme}:// backend: {msg}"
         ) from None
+
+
+def _is_secret(model: type[BackendOptions], field: str) -> bool:
+    annotation = str(model.model_fields[field].annotation)
+    return "SecretStr" in annotation
 
 
 def url_options(url: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
@@ -92,7 +131,7 @@ def url_options(url: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {}
     for name, value in parse_qsl(urlsplit(url).query, keep_blank_values=True):
         if name in values:
-            raise ConfigError(f"option {name!r} appears twice in cache URL {url!r}")
+            raise ConfigError(f"option {name!r} appears twice in the cache URL")
         values[name] = value
     values.update(overrides)
     return values
@@ -100,7 +139,7 @@ def url_options(url: str, overrides: Mapping[str, Any]) -> dict[str, Any]:
 
 def check_namespace(namespace: str) -> str:
     """Return ``namespace`` if it is usable in key names, else raise :class:`ConfigError`."""
-    if not _NAMESPACE_RE.match(namespace):
+    if not isinstance(namespace, str) or not _NAMESPACE_RE.match(namespace):
         raise ConfigError(
             f"invalid namespace {namespace!r}: use 1-64 characters from A-Z a-z 0-9 _ . -"
         )
@@ -108,39 +147,50 @@ def check_namespace(namespace: str) -> str:
 
 
 class Backend(ABC):
-    """Stores bytes under keys in one namespace; sync and async sides.
+    """Stores bytes under keys in one namespace; five methods a sync side, five async.
 
     Subclasses implement the five sync methods and, where the driver has a native async API,
     the five async twins (the defaults run the sync method in a worker thread).
     """
 
-    #: URL schemes this class serves (informational; the registry maps schemes to classes).
-    schemes: ClassVar[tuple[str, ...]] = ()
+    #: The typed options this backend is built from (a subclass of :class:`BackendOptions`).
+    Options: ClassVar[type[BackendOptions]] = BackendOptions
 
-    def __init__(self, *, namespace: str = "default", default_ttl: float | None = None) -> None:
+    def __init__(self, options: BackendOptions | None = None, *, namespace: str = "default") -> None:
+        self.options = options if options is not None else self.Options()
+        if not isinstance(self.options, self.Options):
+            raise ConfigError(
+                f"{type(self).__name__} takes {self.Options.__name__}, "
+                f"not {type(self.options).__name__}"
+            )
         self.namespace = check_namespace(namespace)
-        self.default_ttl = default_ttl
+        self.default_ttl = self.options.default_ttl
         self.key_prefix = f"{KEY_PREFIX}:{namespace}:"
 
-    # -- construction -------------------------------------------------------------------------
     @classmethod
     def from_url(cls, url: str, *, namespace: str = "default", **options: Any) -> Self:
-        """Build the backend from a URL whose query string holds typed options."""
-        raise NotImplementedError(f"{cls.__name__} cannot be built from a URL")
+        """Build the backend from a URL whose query string holds typed options.
+
+        Keyword ``options`` override the URL's query parameters; fields the URL itself carries
+        (a path, a host) come from :meth:`_url_fields`.
+        """
+        scheme = urlsplit(url).scheme.lower()
+        values = {**cls._url_fields(url), **url_options(url, options)}
+        return cls(parse_options(cls.Options, scheme, values), namespace=namespace)
 
     @classmethod
-    def settings_options(cls, settings: Any) -> dict[str, Any]:
-        """Options this backend takes from :class:`llmcache.Settings` (secrets, endpoints)."""
+    def _url_fields(cls, url: str) -> dict[str, Any]:
+        """Options the URL names outside its query string (override in subclasses)."""
         return {}
 
-    def full_key(self, key: str) -> str:
+    def _key(self, key: str) -> str:
         """The store key for a relative key: namespace prefix + key."""
         return self.key_prefix + key
 
-    def effective_ttl(self, ttl: float | None) -> float | None:
+    def _ttl(self, ttl: float | None) -> float | None:
         """``ttl`` if given, else the backend default; a non-positive ttl is a config error."""
         ttl = self.default_ttl if ttl is None else ttl
-        if ttl is not None and ttl <= 0:
+        if ttl is not None and not ttl > 0:
             raise ConfigError(f"invalid ttl {ttl!r}: must be a positive number of seconds")
         return ttl
 
@@ -185,100 +235,6 @@ class Backend(ABC):
         """Async :meth:`close`."""
         await asyncio.to_thread(self.close)
 
-    # -- optional capabilities, with defaults built on the five methods ------------------------
-    def get_many(self, keys: Iterable[str]) -> list[bytes | None]:
-        """Values for ``keys`` in order (``None`` for misses). Stores pipeline this."""
-        return [self.get(k) for k in keys]
-
-    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
-        """Store several values. Stores pipeline this."""
-        for k, v in items.items():
-            self.set(k, v, ttl)
-
-    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
-        """Store ``value`` only if ``key`` is absent; return whether it was stored.
-
-        The default is not atomic; stores with a native set-if-absent override it.
-        """
-        if self.get(key) is not None:
-            return False
-        self.set(key, value, ttl)
-        return True
-
-    async def aget_many(self, keys: Iterable[str]) -> list[bytes | None]:
-        """Async :meth:`get_many`."""
-        keys = list(keys)
-        return list(await asyncio.gather(*(self.aget(k) for k in keys)))
-
-    async def aset_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
-        """Async :meth:`set_many`."""
-        await asyncio.gather(*(self.aset(k, v, ttl) for k, v in items.items()))
-
-    async def aadd(self, key: str, value: bytes, ttl: float | None = None) -> bool:
-        """Async :meth:`add`."""
-        return await asyncio.to_thread(self.add, key, value, ttl)
-
-    def iter_keys(self, prefix: str = "") -> Iterator[str]:
-        """The relative keys of this namespace that start with ``prefix`` (any order).
-
-        - Expired entries are not listed; keys written while iterating may or may not be.
-        - Stores that cannot list keys raise :class:`UnsupportedOperation` (the default).
-        """
-        raise UnsupportedOperation(f"{type(self).__name__} cannot list its keys")
-
-    async def aiter_keys(self, prefix: str = "") -> AsyncIterator[str]:
-        """Async :meth:`iter_keys` (default: the sync listing, collected in a worker thread)."""
-        for key in await asyncio.to_thread(lambda: list(self.iter_keys(prefix))):
-            yield key
-
-    def list_push(
-        self,
-        key: str,
-        values: Sequence[bytes],
-        *,
-        max_len: int | None = None,
-        ttl: float | None = None,
-    ) -> None:
-        """Append ``values`` (in order) to the list under ``key``, creating it if absent.
-
-        - ``max_len``: then keep only the newest ``max_len`` elements (the oldest go).
-        - ``ttl``: the whole list expires ``ttl`` seconds after this push (each push renews it).
-        - One atomic step where the store allows it (Redis MULTI, disk transaction, memory lock);
-          Momento appends one element per request.
-        - ``delete`` removes a list; ``clear`` removes this namespace's lists too.
-        """
-        raise UnsupportedOperation(f"{type(self).__name__} has no list operations (chat history)")
-
-    def list_range(self, key: str) -> list[bytes]:
-        """Every element of the list under ``key``, oldest first; ``[]`` if absent or expired."""
-        raise UnsupportedOperation(f"{type(self).__name__} has no list operations (chat history)")
-
-    async def alist_push(
-        self,
-        key: str,
-        values: Sequence[bytes],
-        *,
-        max_len: int | None = None,
-        ttl: float | None = None,
-    ) -> None:
-        """Async :meth:`list_push`."""
-        await asyncio.to_thread(lambda: self.list_push(key, values, max_len=max_len, ttl=ttl))
-
-    async def alist_range(self, key: str) -> list[bytes]:
-        """Async :meth:`list_range`."""
-        return await asyncio.to_thread(self.list_range, key)
-
-    @staticmethod
-    def check_max_len(max_len: int | None) -> int | None:
-        """``max_len`` if it is ``None`` or a positive int, else a :class:`ConfigError`."""
-        if max_len is not None and (isinstance(max_len, bool) or max_len < 1):
-            raise ConfigError(f"invalid max_len {max_len!r}: must be a positive integer or None")
-        return max_len
-
-    def info(self) -> dict[str, Any]:
-        """What the store can say about this namespace (entries, bytes, ...), for ``stats``."""
-        return {"backend": type(self).__name__, "namespace": self.namespace}
-
     # -- context managers ---------------------------------------------------------------------
     def __enter__(self) -> Self:
         return self
@@ -304,3 +260,13 @@ class Backend(ABC):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(namespace={self.namespace!r})"
+
+
+def describe(backend: Backend) -> dict[str, Any]:
+    """What a backend can say about its namespace, for ``stats`` (see ``Inspectable``)."""
+    from llmcache.backends.capabilities import Inspectable
+
+    base = {"backend": type(backend).__name__, "namespace": backend.namespace}
+    if isinstance(backend, Inspectable):
+        return {**base, **backend.info()}
+    return base

@@ -1,0 +1,134 @@
+"""The failure policy, in one place: what a store fault does to the caller.
+
+:class:`Guard` owns the circuit breaker, the fault log, the stats and ``on_error`` for one
+consumer (the LLM cache, the byte store, anything later). Every store operation a consumer makes
+goes through it:
+
+- ``guard.allow()`` before touching the store: False while the breaker is open (counted);
+- ``guard.fault(op, exc)`` when the store raised: counted, trips the breaker, logged once per
+  burst, and under ``on_error="raise"`` re-raised as :class:`~llmcache.errors.BackendError`;
+- ``guard.success()`` when it answered; or ``with guard.run(op) as ok:`` for the three together.
+
+Any ``Exception`` is a fault, not only :class:`~llmcache.errors.BackendError`: a buggy driver
+must not fail the LLM call either. Cancellation (a ``BaseException``) passes through.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Literal
+
+from llmcache import _defaults
+from llmcache._breaker import CircuitBreaker
+from llmcache.errors import BackendError, ConfigError
+from llmcache.stats import Stats
+
+__all__ = ["FAULT_LOG_INTERVAL", "Guard", "OnError", "check_on_error", "check_ttl"]
+
+log = logging.getLogger("llmcache")
+
+OnError = Literal["miss", "raise"]
+FAULT_LOG_INTERVAL = 60.0  # seconds: a burst of store faults is logged once, not per call
+
+
+def check_on_error(on_error: str) -> OnError:
+    """``on_error`` if valid, else a :class:`ConfigError` naming the valid values."""
+    if on_error not in ("miss", "raise"):
+        raise ConfigError(f"invalid on_error {on_error!r}: use 'miss' or 'raise'")
+    return on_error  # type: ignore[return-value]
+
+
+def check_ttl(ttl: float | None) -> float | None:
+    """``ttl`` if ``None`` or a positive number of seconds, else a :class:`ConfigError`."""
+    if ttl is not None and (isinstance(ttl, bool) or not ttl > 0):
+        raise ConfigError(f"invalid ttl {ttl!r}: must be a positive number of seconds")
+    return ttl
+
+
+class Flag:
+    """Outcome of a guarded block (set when the ``with`` block exits)."""
+
+    __slots__ = ("ok",)
+
+    def __init__(self) -> None:
+        self.ok = False
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+
+class Guard:
+    """Breaker + fault log + stats + ``on_error`` for one consumer of a store."""
+
+    def __init__(
+        self,
+        target: object,
+        *,
+        on_error: OnError = "miss",
+        breaker: CircuitBreaker | None = None,
+        stats: Stats | None = None,
+        what: str = "cache",
+    ) -> None:
+        self.target = target
+        self.on_error = check_on_error(on_error)
+        self.breaker = breaker or CircuitBreaker(
+            _defaults.BREAKER_FAILURES, _defaults.BREAKER_COOLDOWN
+        )
+        self.stats = stats or Stats()
+        self.what = what
+        self._log_interval = FAULT_LOG_INTERVAL
+        self._last_log = -FAULT_LOG_INTERVAL
+        self._log_lock = threading.Lock()
+
+    def allow(self) -> bool:
+        """True when the store should be tried now; False (counted) while the breaker is open."""
+        if self.breaker.allow():
+            return True
+        self.stats.incr("skipped_open_circuit")
+        return False
+
+    def success(self) -> None:
+        """The store answered: the breaker closes."""
+        self.breaker.success()
+
+    def fault(self, op: str, exc: Exception, outcome: str = "serving misses") -> None:
+        """Count ``exc``, trip the breaker, then re-raise (``on_error="raise"``) or log once."""
+        self.stats.incr("errors")
+        self.breaker.failure()
+        if self.on_error == "raise":
+            if isinstance(exc, BackendError):
+                raise exc
+            raise BackendError(f"{self.what} {op} failed: {exc}") from exc
+        self._warn(op, exc, outcome)
+
+    @contextmanager
+    def run(self, op: str, outcome: str = "serving misses") -> Iterator[Flag]:
+        """``with guard.run(op) as ok:`` runs a store operation; ``ok`` says if it succeeded."""
+        flag = Flag()
+        try:
+            yield flag
+        except Exception as exc:
+            self.fault(op, exc, outcome)
+        else:
+            flag.ok = True
+            self.breaker.success()
+
+    def _warn(self, op: str, exc: BaseException, outcome: str) -> None:
+        now = time.monotonic()
+        with self._log_lock:
+            if now - self._last_log < self._log_interval:
+                return
+            self._last_log = now
+        log.warning(
+            "llmcache %s %s on %r failed (%s); %s, not logging again for %ds",
+            self.what,
+            op,
+            self.target,
+            exc,
+            outcome,
+            self._log_interval,
+        )
