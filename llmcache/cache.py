@@ -18,25 +18,25 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Any, Self
 
+from llmcache import _defaults
 from llmcache._breaker import CircuitBreaker
-from llmcache._faults import FaultLog, OnError, record_fault
+from llmcache._guard import Guard, OnError, check_ttl
 from llmcache.backends.base import Backend
-from llmcache.codec import DEFAULT_COMPRESS_MIN_BYTES, Codec
-from llmcache.config import Settings
-from llmcache.errors import CodecError, ConfigError
+from llmcache.codec import Codec
+from llmcache.config import Settings, encryption_keys, load_settings
+from llmcache.errors import CodecError
 from llmcache.keys import KeyDecision, KeyPolicy
-from llmcache.registry import create_backend
+from llmcache.registry import backend_from_settings, create_backend
 from llmcache.stats import Stats
 
 __all__ = ["DEFAULT_TTL", "LLMCache", "OnError"]
 
 log = logging.getLogger("llmcache")
 
-DEFAULT_TTL = 86_400.0  # one day: long enough to pay off, short enough for models to change
+DEFAULT_TTL = _defaults.TTL
 _SAMPLE_TURNS_KEPT = 10_000  # keys whose round-robin position we remember (bounded memory)
 # Decoded answers kept per key, reused while the store returns the very same bytes: a repeated
 # hit then skips decompression, JSON parsing and object construction (a third of a local hit).
@@ -62,20 +62,17 @@ class LLMCache:
         breaker: CircuitBreaker | None = None,
         materialize: Callable[[Any], Any] | None = None,
     ) -> None:
-        if on_error not in ("miss", "raise"):
-            raise ConfigError(f"invalid on_error {on_error!r}: use 'miss' or 'raise'")
-        if ttl is not None and ttl <= 0:
-            raise ConfigError(f"invalid ttl {ttl!r}: must be a positive number of seconds")
         self.backend = backend
         self.policy = policy or KeyPolicy()
         self.codec = codec or Codec()
-        self.ttl = ttl
-        self.on_error = on_error
-        self.breaker = breaker or CircuitBreaker()
-        self.stats = Stats()
+        self.ttl = check_ttl(ttl)
+        #: The failure policy: breaker, fault log, stats and on_error in one place.
+        self.guard = Guard(backend, on_error=on_error, breaker=breaker, stats=Stats())
+        self.on_error = self.guard.on_error
+        self.breaker = self.guard.breaker
+        self.stats = self.guard.stats
         self._turns: OrderedDict[str, int] = OrderedDict()
         self._turns_lock = threading.Lock()
-        self._faults = FaultLog()
         #: Turns a stored JSON answer into what ``lookup`` returns (the LangChain adapter sets
         #: it to rebuild generations); it raises :class:`CodecError` for answers it rejects.
         self.materialize = materialize
@@ -93,7 +90,7 @@ class LLMCache:
         ttl: float | None = DEFAULT_TTL,
         policy: KeyPolicy | None = None,
         on_error: OnError = "miss",
-        compress_min_bytes: int | None = DEFAULT_COMPRESS_MIN_BYTES,
+        compress_min_bytes: int | None = _defaults.COMPRESS_MIN_BYTES,
         encryption_key: str | None = None,
         **options: Any,
     ) -> Self:
@@ -113,8 +110,6 @@ class LLMCache:
     @classmethod
     def from_settings(cls, settings: Settings | None = None) -> Self:
         """Build a cache from :class:`Settings` (read from env/files when not given)."""
-        from llmcache.registry import backend_from_settings
-
         settings = settings or load_settings()
         backend = backend_from_settings(settings)
         policy = KeyPolicy(
@@ -141,7 +136,7 @@ class LLMCache:
         if decision is None or decision.key is None:
             return None
         start = time.perf_counter()
-        # Inline rather than self._guard(): this is every hit's path (a context manager is ~3 us).
+        # Inline rather than guard.run(): this is every hit's path (a context manager is ~3 us).
         try:
             data = self.backend.get(decision.key)
         except Exception as exc:
@@ -156,21 +151,21 @@ class LLMCache:
             return
         start, key, data = time.perf_counter(), decision.key, None
         if decision.samples > 1:  # sample:k appends to the answers already stored
-            with self._guard("update") as ok:
+            with self.guard.run("update") as ok:
                 data = self.backend.get(key)
             if not ok:
                 return
         payload = self._payload(decision, data, answer)
         if payload is None:
             return
-        with self._guard("update"):
+        with self.guard.run("update"):
             self.backend.set(key, payload, self.ttl)
             self._count_write(payload)
         self.stats.update_latency.add(time.perf_counter() - start)
 
     def clear(self) -> None:
         """Remove every entry of this cache's namespace (other namespaces are untouched)."""
-        with self._guard("clear"):
+        with self.guard.run("clear"):
             self.backend.clear()
 
     def close(self) -> None:
@@ -184,7 +179,7 @@ class LLMCache:
         if decision is None or decision.key is None:
             return None
         start = time.perf_counter()
-        # Inline rather than self._guard(): this is every hit's path (a context manager is ~3 us).
+        # Inline rather than guard.run(): this is every hit's path (a context manager is ~3 us).
         try:
             data = await self.backend.aget(decision.key)
         except Exception as exc:
@@ -199,21 +194,21 @@ class LLMCache:
             return
         start, key, data = time.perf_counter(), decision.key, None
         if decision.samples > 1:  # sample:k appends to the answers already stored
-            with self._guard("update") as ok:
+            with self.guard.run("update") as ok:
                 data = await self.backend.aget(key)
             if not ok:
                 return
         payload = self._payload(decision, data, answer)
         if payload is None:
             return
-        with self._guard("update"):
+        with self.guard.run("update"):
             await self.backend.aset(key, payload, self.ttl)
             self._count_write(payload)
         self.stats.update_latency.add(time.perf_counter() - start)
 
     async def aclear(self) -> None:
         """Async :meth:`clear`."""
-        with self._guard("clear"):
+        with self.guard.run("clear"):
             await self.backend.aclear()
 
     async def aclose(self) -> None:
@@ -228,46 +223,22 @@ class LLMCache:
     def _decide(
         self, prompt: str, llm_string: str, *, lookup: bool = False
     ) -> KeyDecision | None:
+        if lookup:
+            self.stats.incr("lookups")
         decision = self.policy.decide(prompt, llm_string)
         if decision.key is None:
             if lookup:  # one request = one lookup (+ one update): count its bypass once
                 self.stats.incr("bypasses")
             return None
-        if not self.breaker.allow():
-            # The store kept failing: skip it entirely (no timeout paid) until the probe.
-            self.stats.incr("skipped_open_circuit")
-            self.stats.incr("misses")
+        if not self.guard.allow():
+            # The store kept failing: skip it entirely (no timeout paid) until the probe. A
+            # lookup is a miss; a skipped write is counted apart (hits+misses+bypasses=lookups).
+            self.stats.incr("misses" if lookup else "skipped_writes")
             return None
         return decision
 
-    @contextmanager
-    def _guard(self, op: str) -> Iterator[_Flag]:
-        """Run a store operation; a fault is counted, logged once per burst, and swallowed.
-
-        ``with self._guard(op) as ok:`` then ``if ok:`` (the flag is set when the block exits).
-        Any exception counts as a fault: a buggy or misconfigured store must not fail the LLM
-        call (it is logged). Cancellation (a BaseException) passes through.
-        """
-        flag = _Flag()
-        try:
-            yield flag
-        except Exception as exc:
-            flag.ok = False
-            self._fault(op, exc)
-        else:
-            flag.ok = True
-            self.breaker.success()
-
     def _fault(self, op: str, exc: Exception) -> None:
-        record_fault(
-            op,
-            exc,
-            target=self.backend,
-            stats=self.stats,
-            breaker=self.breaker,
-            on_error=self.on_error,
-            faults=self._faults,
-        )
+        self.guard.fault(op, exc)
         if op == "lookup":
             self.stats.incr("misses")
 
@@ -399,62 +370,3 @@ class LLMCache:
 
     def __repr__(self) -> str:
         return f"LLMCache({self.backend!r}, policy={self.policy!r})"
-
-
-class _Flag:
-    """Outcome of a guarded store operation (set when the ``with`` block exits)."""
-
-    __slots__ = ("ok",)
-
-    def __init__(self) -> None:
-        self.ok = False
-
-    def __bool__(self) -> bool:
-        return self.ok
-
-
-def encryption_keys(settings: Settings) -> list[str]:
-    """The encryption keys settings name, newest first (empty: no encryption)."""
-    if settings.encryption_key is None:
-        return []
-    keys = [settings.encryption_key, *settings.encryption_previous_keys]
-    return [k.get_secret_value() for k in keys]
-
-
-def load_settings(**overrides: Any) -> Settings:
-    """Read :class:`Settings`; invalid values become a :class:`ConfigError` naming the field.
-
-    An unknown ``LLMCACHE_*`` environment variable is an error too: a typo such as
-    ``LLMCACHE_TTLL`` would otherwise be ignored without a word.
-    """
-    import os
-
-    from pydantic import ValidationError
-    from pydantic_settings import SettingsError
-
-    from llmcache.config import ENV_PREFIX
-
-    fields = {name.upper() for name in Settings.model_fields}
-    for name in os.environ:
-        if not name.startswith(ENV_PREFIX) or name in _OTHER_ENV:
-            continue
-        if name[len(ENV_PREFIX) :].split("__")[0] not in fields:
-            raise ConfigError(
-                f"unknown setting {name}; valid: "
-                + ", ".join(sorted(ENV_PREFIX + f for f in fields))
-            )
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        field = "__".join(str(p) for p in err["loc"])
-        raise ConfigError(
-            f"invalid setting {field!r} (env {ENV_PREFIX}{field.upper()}): "
-            f"{err.get('input')!r}: {err['msg']}"
-        ) from None
-    except SettingsError as exc:
-        raise ConfigError(f"invalid settings: {exc}") from None
-
-
-# LLMCACHE_* variables that are not settings (read by the test fixtures).
-_OTHER_ENV = frozenset({"LLMCACHE_REQUIRE_SERVERS"})

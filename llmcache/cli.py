@@ -19,7 +19,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from llmcache._bench_cli import bench
-from llmcache.cache import DEFAULT_TTL, LLMCache, load_settings
+from llmcache.cache import DEFAULT_TTL, LLMCache
+from llmcache.backends.base import describe
+from llmcache.config import load_settings
 from llmcache.config import Settings
 from llmcache.errors import LLMCacheError
 from llmcache.registry import redact_url
@@ -172,7 +174,7 @@ def stats(url: UrlOpt = None, namespace: NamespaceOpt = None) -> None:
     """What the store says about the namespace (entries, bytes, server facts)."""
     try:
         cache = LLMCache.from_settings(_settings(url, namespace))
-        info = cache.backend.info()
+        info = describe(cache.backend)
         cache.close()
     except LLMCacheError as exc:
         raise _fail(exc) from None

@@ -25,6 +25,8 @@ Example::
 
 from __future__ import annotations
 
+from llmcache import _defaults
+
 import base64
 import binascii
 import hashlib
@@ -49,7 +51,7 @@ _KEY_ID = 4
 _NONCE = 12  # AES-GCM's standard nonce; random per value (2^32 values per key stay far from reuse)
 # LLM answers are text: zlib at level 6 takes 20 KB of chat JSON to about a third, costing tens of
 # microseconds; smaller values are not worth the CPU (and barely shrink).
-DEFAULT_COMPRESS_MIN_BYTES = 1024
+DEFAULT_COMPRESS_MIN_BYTES = _defaults.COMPRESS_MIN_BYTES
 
 
 def _key_check(key: str) -> bytes:

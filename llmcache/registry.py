@@ -38,15 +38,15 @@ __all__ = [
 BUILTIN_SCHEMES: dict[str, tuple[str, str | None]] = {
     "memory": ("llmcache.backends.memory:MemoryBackend", None),
     "disk": ("llmcache.backends.disk:DiskBackend", None),
-    "redis": ("llmcache.backends.redis:RedisBackend", "redis"),
-    "rediss": ("llmcache.backends.redis:RedisBackend", "redis"),
-    "valkey": ("llmcache.backends.redis:RedisBackend", "redis"),
-    "valkeys": ("llmcache.backends.redis:RedisBackend", "redis"),
-    "redis+cluster": ("llmcache.backends.redis:RedisClusterBackend", "redis"),
-    "rediss+cluster": ("llmcache.backends.redis:RedisClusterBackend", "redis"),
-    "valkey+cluster": ("llmcache.backends.redis:RedisClusterBackend", "redis"),
-    "valkeys+cluster": ("llmcache.backends.redis:RedisClusterBackend", "redis"),
-    "momento": ("llmcache.backends.momento:MomentoBackend", "momento"),
+    "redis": ("llmcache.backends.redis.backend:RedisBackend", "redis"),
+    "rediss": ("llmcache.backends.redis.backend:RedisBackend", "redis"),
+    "valkey": ("llmcache.backends.redis.backend:RedisBackend", "redis"),
+    "valkeys": ("llmcache.backends.redis.backend:RedisBackend", "redis"),
+    "redis+cluster": ("llmcache.backends.redis.cluster:RedisClusterBackend", "redis"),
+    "rediss+cluster": ("llmcache.backends.redis.cluster:RedisClusterBackend", "redis"),
+    "valkey+cluster": ("llmcache.backends.redis.cluster:RedisClusterBackend", "redis"),
+    "valkeys+cluster": ("llmcache.backends.redis.cluster:RedisClusterBackend", "redis"),
+    "momento": ("llmcache.backends.momento.backend:MomentoBackend", "momento"),
 }
 #: Options models of the built-in backends, importable without their drivers (settings need
 #: every backend's declared environment variables, installed or not).

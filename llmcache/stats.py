@@ -15,6 +15,7 @@ from typing import Any
 __all__ = ["LatencyWindow", "Stats"]
 
 COUNTERS = (
+    "lookups",  # = hits + misses + bypasses
     "hits",
     "misses",
     "bypasses",
@@ -23,6 +24,8 @@ COUNTERS = (
     "decode_errors",
     "skipped_open_circuit",
     "skipped_after_fault",
+    "skipped_writes",  # updates not attempted: breaker open
+    "unstorable",  # answers the codec cannot serialise (not cached, never raised)
     "bytes_read",
     "bytes_written",
 )

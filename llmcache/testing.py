@@ -15,8 +15,10 @@ Example::
         def make_backend(self):
             return lambda namespace: MemoryBackend(namespace=namespace)
 
-Backends that share one store between namespaces (disk, Redis, Momento) should also override
-``shares_store = True`` so the namespace-isolation tests run against one store; and may implement
+Backends that share one store between namespaces (disk, Redis, Momento) keep
+``shares_store = True`` (the default) so the namespace-isolation tests run against one store;
+a backend whose instances are separate stores (memory) sets it False and those tests skip. It may
+implement
 ``write_foreign``/``read_foreign`` to prove ``clear`` leaves keys it does not own alone.
 """
 
@@ -28,11 +30,12 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 import pytest_asyncio
 
+from llmcache.backends import capabilities as cap
 from llmcache.backends.base import Backend
 from llmcache.errors import ConfigError, UnsupportedOperation
 
@@ -41,6 +44,7 @@ __all__ = ["REQUIRE_SERVERS_ENV", "BackendContract", "Ops", "server_missing", "w
 REQUIRE_SERVERS_ENV = "LLMCACHE_REQUIRE_SERVERS"
 
 MiB = 1024 * 1024
+C = TypeVar("C")
 
 
 class Ops:
@@ -73,47 +77,61 @@ class Ops:
         else:
             await self.backend.aclear()
 
+    def _capable(self, capability: type[C], what: str) -> C:
+        """The backend as ``capability``; skips the test when the backend lacks it."""
+        try:
+            return cap.require(self.backend, capability, what)
+        except UnsupportedOperation as exc:
+            pytest.skip(f"optional capability not supported: {exc}")
+
     async def get_many(self, keys: list[str]) -> list[bytes | None]:
+        batch = self._capable(cap.Batch, "batch")
         if self.mode == "sync":
-            return self.backend.get_many(keys)
-        return await self.backend.aget_many(keys)
+            return batch.get_many(keys)
+        return await batch.aget_many(keys)
 
     async def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        batch = self._capable(cap.Batch, "batch")
         if self.mode == "sync":
-            self.backend.set_many(items, ttl)
+            batch.set_many(items, ttl)
         else:
-            await self.backend.aset_many(items, ttl)
+            await batch.aset_many(items, ttl)
+
+    async def delete_many(self, keys: list[str]) -> None:
+        batch = self._capable(cap.Batch, "batch")
+        if self.mode == "sync":
+            batch.delete_many(keys)
+        else:
+            await batch.adelete_many(keys)
 
     async def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        adder = self._capable(cap.AtomicAdd, "add atomically")
         if self.mode == "sync":
-            return self.backend.add(key, value, ttl)
-        return await self.backend.aadd(key, value, ttl)
+            return adder.add(key, value, ttl)
+        return await adder.aadd(key, value, ttl)
 
     async def iter_keys(self, prefix: str = "") -> list[str]:
         """The listed keys, sorted; skips the test when the backend cannot list keys."""
-        try:
-            if self.mode == "sync":
-                return sorted(self.backend.iter_keys(prefix))
-            return sorted([k async for k in self.backend.aiter_keys(prefix)])
-        except UnsupportedOperation as exc:
-            pytest.skip(f"optional capability not supported: {exc}")
+        listing = self._capable(cap.KeyListing, "list keys")
+        if self.mode == "sync":
+            return sorted(listing.iter_keys(prefix))
+        return sorted([k async for k in listing.aiter_keys(prefix)])
 
     async def list_push(
         self, key: str, values: list[bytes], max_len: int | None = None, ttl: float | None = None
     ) -> None:
         """Append to a list; skips the test when the backend has no list operations."""
-        try:
-            if self.mode == "sync":
-                self.backend.list_push(key, values, max_len=max_len, ttl=ttl)
-            else:
-                await self.backend.alist_push(key, values, max_len=max_len, ttl=ttl)
-        except UnsupportedOperation as exc:
-            pytest.skip(f"optional capability not supported: {exc}")
+        lists = self._capable(cap.Lists, "keep lists")
+        if self.mode == "sync":
+            lists.list_push(key, values, max_len=max_len, ttl=ttl)
+        else:
+            await lists.alist_push(key, values, max_len=max_len, ttl=ttl)
 
     async def list_range(self, key: str) -> list[bytes]:
+        lists = self._capable(cap.Lists, "keep lists")
         if self.mode == "sync":
-            return self.backend.list_range(key)
-        return await self.backend.alist_range(key)
+            return lists.list_range(key)
+        return await lists.alist_range(key)
 
     async def close(self) -> None:
         if self.mode == "sync":
@@ -152,6 +170,10 @@ class BackendContract:
         finally:
             await ops.clear()
             await ops.close()
+
+    def _needs_shared_store(self) -> None:
+        if not self.shares_store:
+            pytest.skip("each instance of this backend is its own store: namespaces cannot meet")
 
     def write_foreign(self, backend: Backend, key: str, value: bytes) -> None:
         """Write a key this library does not own into ``backend``'s store (override to enable)."""
@@ -216,6 +238,7 @@ class BackendContract:
     async def test_clear_removes_only_its_namespace(
         self, store: Ops, make_backend: Callable[[str], Backend], namespace: str
     ) -> None:
+        self._needs_shared_store()
         other = Ops(make_backend(namespace + "o"), store.mode)
         try:
             await store.set("k", b"mine")
@@ -235,6 +258,7 @@ class BackendContract:
     async def test_namespaces_do_not_see_each_other(
         self, store: Ops, make_backend: Callable[[str], Backend], namespace: str
     ) -> None:
+        self._needs_shared_store()
         other = Ops(make_backend(namespace + "o"), store.mode)
         try:
             await store.set("same", b"mine")
@@ -250,6 +274,12 @@ class BackendContract:
         assert self.read_foreign(store.backend, key) == b"not ours"
 
     # -- optional capabilities ----------------------------------------------------------------
+    async def test_delete_many(self, store: Ops) -> None:
+        await store.set_many({"a": b"1", "b": b"2", "c": b"3"}, ttl=60)
+        await store.delete_many(["a", "c", "absent", "a"])
+        assert await store.get_many(["a", "b", "c"]) == [None, b"2", None]
+        await store.delete_many([])
+
     async def test_get_many_and_set_many(self, store: Ops) -> None:
         await store.set_many({"a": b"1", "b": b"2", "c": b"3"}, ttl=60)
         assert await store.get_many(["a", "missing", "c", "b"]) == [b"1", None, b"3", b"2"]

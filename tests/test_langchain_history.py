@@ -19,7 +19,7 @@ from langchain_core.messages import (
 from llmcache import Settings
 from llmcache.adapters.langchain import LangChainChatHistory
 from llmcache.backends.base import Backend
-from llmcache.backends.disk import DiskBackend
+from llmcache.backends.disk import DiskBackend, DiskOptions
 from llmcache.backends.memory import MemoryBackend
 from llmcache.errors import BackendError, BackendUnavailable, CodecError, ConfigError
 from tests.fakes import rich_answer
@@ -29,7 +29,9 @@ from tests.langchain_checks import acheck_history_with_runnable, check_history_w
 @pytest.fixture(params=["memory", "disk"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     store: Backend = (
-        MemoryBackend(namespace="h") if request.param == "memory" else DiskBackend(tmp_path / "h")
+        MemoryBackend(namespace="h")
+        if request.param == "memory"
+        else DiskBackend(DiskOptions(path=tmp_path / "h"))
     )
     yield store
     store.close()

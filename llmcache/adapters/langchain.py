@@ -74,7 +74,7 @@ class LangChainCache(BaseCache):
 
         ``record_to`` defaults to the ``record_to`` setting (``LLMCACHE_RECORD_TO``).
         """
-        from llmcache.cache import load_settings
+        from llmcache.config import load_settings
 
         settings = settings or load_settings()
         return cls(LLMCache.from_settings(settings), record_to=record_to or settings.record_to)

@@ -37,11 +37,13 @@ import orjson
 from langchain_core.chat_history import BaseChatMessageHistory
 from langchain_core.messages import BaseMessage
 
+from llmcache import _defaults
+from llmcache._guard import check_ttl
 from llmcache.adapters._generations import message_from_json, message_to_json
+from llmcache.backends import capabilities as cap
 from llmcache.backends.base import Backend
-from llmcache.cache import DEFAULT_TTL, encryption_keys, load_settings
 from llmcache.codec import Codec
-from llmcache.config import Settings
+from llmcache.config import Settings, encryption_keys, load_settings
 from llmcache.errors import CodecError, ConfigError
 from llmcache.registry import backend_from_settings, create_backend
 
@@ -66,17 +68,17 @@ class LangChainChatHistory(BaseChatMessageHistory):
         backend: Backend,
         session_id: str,
         *,
-        ttl: float | None = DEFAULT_TTL,
+        ttl: float | None = _defaults.TTL,
         max_messages: int | None = None,
         codec: Codec | None = None,
     ) -> None:
         if not isinstance(session_id, str) or not session_id:
             raise ConfigError(f"invalid session_id {session_id!r}: a non-empty string")
-        if ttl is not None and ttl <= 0:
-            raise ConfigError(f"invalid ttl {ttl!r}: must be a positive number of seconds")
+        check_ttl(ttl)
         if max_messages is not None and (isinstance(max_messages, bool) or max_messages < 1):
             raise ConfigError(f"invalid max_messages {max_messages!r}: a positive integer or None")
         self.backend = backend
+        self._lists = cap.require(backend, cap.Lists, "keep chat history (no list operations)")
         self.session_id = session_id
         self.ttl = ttl
         self.max_messages = max_messages
@@ -90,7 +92,7 @@ class LangChainChatHistory(BaseChatMessageHistory):
         *,
         session_id: str,
         namespace: str = DEFAULT_NAMESPACE,
-        ttl: float | None = DEFAULT_TTL,
+        ttl: float | None = _defaults.TTL,
         max_messages: int | None = None,
         encryption_key: str | None = None,
         **options: Any,
@@ -124,13 +126,13 @@ class LangChainChatHistory(BaseChatMessageHistory):
     @property
     def messages(self) -> list[BaseMessage]:  # type: ignore[override]  # read from the store
         """The session's messages, oldest first (read from the store on every access)."""
-        return self._decode(self.backend.list_range(self.session_id))
+        return self._decode(self._lists.list_range(self.session_id))
 
     def add_messages(self, messages: Sequence[BaseMessage]) -> None:
         """Append ``messages`` to the session (all or none are encoded before the write)."""
         values = self._encode(messages)
         if values:
-            self.backend.list_push(
+            self._lists.list_push(
                 self.session_id, values, max_len=self.max_messages, ttl=self.ttl
             )
 
@@ -140,12 +142,12 @@ class LangChainChatHistory(BaseChatMessageHistory):
 
     # -- async (the backend's native async path) ----------------------------------------------
     async def aget_messages(self) -> list[BaseMessage]:
-        return self._decode(await self.backend.alist_range(self.session_id))
+        return self._decode(await self._lists.alist_range(self.session_id))
 
     async def aadd_messages(self, messages: Sequence[BaseMessage]) -> None:
         values = self._encode(messages)
         if values:
-            await self.backend.alist_push(
+            await self._lists.alist_push(
                 self.session_id, values, max_len=self.max_messages, ttl=self.ttl
             )
 

@@ -23,18 +23,17 @@ keys (Momento) :class:`~llmcache.errors.UnsupportedOperation`.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Self
 
 from langchain_core.stores import ByteStore
 
+from llmcache import _defaults
 from llmcache._breaker import CircuitBreaker
-from llmcache._faults import FaultLog, OnError, record_fault
+from llmcache._guard import Guard, OnError, check_ttl
+from llmcache.backends import capabilities as cap
 from llmcache.backends.base import Backend
-from llmcache.cache import DEFAULT_TTL, load_settings
-from llmcache.config import Settings
-from llmcache.errors import ConfigError
+from llmcache.config import Settings, load_settings
 from llmcache.registry import backend_from_settings, create_backend
 from llmcache.stats import Stats
 
@@ -56,20 +55,16 @@ class LangChainByteStore(ByteStore):
         self,
         backend: Backend,
         *,
-        ttl: float | None = DEFAULT_TTL,
+        ttl: float | None = _defaults.TTL,
         on_error: OnError = "miss",
         breaker: CircuitBreaker | None = None,
     ) -> None:
-        if on_error not in ("miss", "raise"):
-            raise ConfigError(f"invalid on_error {on_error!r}: use 'miss' or 'raise'")
-        if ttl is not None and ttl <= 0:
-            raise ConfigError(f"invalid ttl {ttl!r}: must be a positive number of seconds")
         self.backend = backend
-        self.ttl = ttl
-        self.on_error: OnError = on_error
-        self.breaker = breaker or CircuitBreaker()
-        self._stats = Stats()
-        self._faults = FaultLog()
+        self.ttl = check_ttl(ttl)
+        self.guard = Guard(backend, on_error=on_error, breaker=breaker, what="byte store")
+        self.on_error: OnError = self.guard.on_error
+        self.breaker = self.guard.breaker
+        self._stats: Stats = self.guard.stats
 
     @classmethod
     def from_url(
@@ -77,7 +72,7 @@ class LangChainByteStore(ByteStore):
         url: str,
         *,
         namespace: str = DEFAULT_NAMESPACE,
-        ttl: float | None = DEFAULT_TTL,
+        ttl: float | None = _defaults.TTL,
         on_error: OnError = "miss",
         **options: Any,
     ) -> Self:
@@ -107,7 +102,7 @@ class LangChainByteStore(ByteStore):
         if not keys or not self._allow(len(keys)):
             return [None] * len(keys)
         try:
-            values = self.backend.get_many(keys)
+            values = cap.get_many(self.backend, keys)
         except Exception as exc:
             return self._read_fault(exc, len(keys))
         return self._read(values)
@@ -117,7 +112,7 @@ class LangChainByteStore(ByteStore):
         if not items or not self._allow():
             return
         try:
-            self.backend.set_many(items, self.ttl)
+            cap.set_many(self.backend, items, self.ttl)
         except Exception as exc:
             self._fault("mset", exc, "skipping writes")
             return
@@ -127,15 +122,15 @@ class LangChainByteStore(ByteStore):
         if not keys or not self._allow():
             return
         try:
-            for key in keys:
-                self.backend.delete(key)
+            cap.delete_many(self.backend, list(dict.fromkeys(keys)))
         except Exception as exc:
             self._fault("mdelete", exc, "skipping deletes")
             return
         self.breaker.success()
 
     def yield_keys(self, *, prefix: str | None = None) -> Iterator[str]:
-        yield from self.backend.iter_keys(prefix or "")
+        listing = cap.require(self.backend, cap.KeyListing, "list its keys")
+        yield from listing.iter_keys(prefix or "")
 
     def close(self) -> None:
         """Close the backend."""
@@ -147,7 +142,7 @@ class LangChainByteStore(ByteStore):
         if not keys or not self._allow(len(keys)):
             return [None] * len(keys)
         try:
-            values = await self.backend.aget_many(keys)
+            values = await cap.aget_many(self.backend, keys)
         except Exception as exc:
             return self._read_fault(exc, len(keys))
         return self._read(values)
@@ -157,7 +152,7 @@ class LangChainByteStore(ByteStore):
         if not items or not self._allow():
             return
         try:
-            await self.backend.aset_many(items, self.ttl)
+            await cap.aset_many(self.backend, items, self.ttl)
         except Exception as exc:
             self._fault("mset", exc, "skipping writes")
             return
@@ -167,14 +162,15 @@ class LangChainByteStore(ByteStore):
         if not keys or not self._allow():
             return
         try:
-            await asyncio.gather(*(self.backend.adelete(key) for key in dict.fromkeys(keys)))
+            await cap.adelete_many(self.backend, list(dict.fromkeys(keys)))
         except Exception as exc:
             self._fault("mdelete", exc, "skipping deletes")
             return
         self.breaker.success()
 
     async def ayield_keys(self, *, prefix: str | None = None) -> AsyncIterator[str]:
-        async for key in self.backend.aiter_keys(prefix or ""):
+        listing = cap.require(self.backend, cap.KeyListing, "list its keys")
+        async for key in listing.aiter_keys(prefix or ""):
             yield key
 
     async def aclose(self) -> None:
@@ -183,10 +179,9 @@ class LangChainByteStore(ByteStore):
 
     # -- internals ----------------------------------------------------------------------------
     def _allow(self, reads: int = 0) -> bool:
-        if self.breaker.allow():
+        if self.guard.allow():
             return True
         # The store kept failing: skip it (no timeout paid) until the breaker's probe.
-        self._stats.incr("skipped_open_circuit")
         self._stats.incr("misses", reads)
         return False
 
@@ -209,17 +204,7 @@ class LangChainByteStore(ByteStore):
         self._stats.incr("bytes_written", sum(len(v) for v in items.values()))
 
     def _fault(self, op: str, exc: Exception, outcome: str) -> None:
-        record_fault(
-            op,
-            exc,
-            target=self.backend,
-            stats=self._stats,
-            breaker=self.breaker,
-            on_error=self.on_error,
-            faults=self._faults,
-            what="byte store",
-            outcome=outcome,
-        )
+        self.guard.fault(op, exc, outcome)
 
     def __repr__(self) -> str:
         return f"LangChainByteStore({self.backend!r})"

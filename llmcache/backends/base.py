@@ -156,7 +156,9 @@ class Backend(ABC):
     #: The typed options this backend is built from (a subclass of :class:`BackendOptions`).
     Options: ClassVar[type[BackendOptions]] = BackendOptions
 
-    def __init__(self, options: BackendOptions | None = None, *, namespace: str = "default") -> None:
+    def __init__(
+        self, options: BackendOptions | None = None, *, namespace: str = "default"
+    ) -> None:
         self.options = options if options is not None else self.Options()
         if not isinstance(self.options, self.Options):
             raise ConfigError(

@@ -14,12 +14,13 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Iterator, Sequence
-from typing import Any, Self
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 from pydantic import Field
 
-from llmcache.backends.base import Backend, BackendOptions, parse_options, url_options
+from llmcache.backends.base import Backend, BackendOptions
+from llmcache.backends.capabilities import check_max_len
 
 __all__ = ["MemoryBackend", "MemoryOptions"]
 
@@ -34,30 +35,21 @@ class MemoryOptions(BackendOptions):
 class MemoryBackend(Backend):
     """Thread-safe LRU of bytes; the least recently used entry goes when ``max_entries`` is hit.
 
-    Instances do not share data: two ``memory://`` caches are two stores.
+    Instances do not share data: two ``memory://`` caches are two stores. Capabilities: batch,
+    atomic add, key listing, lists, info.
     """
 
-    schemes = ("memory",)
+    Options = MemoryOptions
+    options: MemoryOptions
 
-    def __init__(
-        self,
-        *,
-        namespace: str = "default",
-        max_entries: int = 10_000,
-        default_ttl: float | None = None,
-    ) -> None:
-        super().__init__(namespace=namespace, default_ttl=default_ttl)
-        self.max_entries = max_entries
+    def __init__(self, options: MemoryOptions | None = None, *, namespace: str = "default") -> None:
+        super().__init__(options, namespace=namespace)
+        self.max_entries = self.options.max_entries
         # key -> (value, monotonic deadline or None)
         self._data: OrderedDict[str, tuple[bytes, float | None]] = OrderedDict()
         # key -> (elements, deadline): lists (chat history), LRU-bounded by max_entries too
         self._lists: OrderedDict[str, tuple[list[bytes], float | None]] = OrderedDict()
         self._lock = threading.Lock()
-
-    @classmethod
-    def from_url(cls, url: str, *, namespace: str = "default", **options: Any) -> Self:
-        opts = parse_options(MemoryOptions, "memory", url_options(url, options))
-        return cls(namespace=namespace, **opts.model_dump())
 
     def get(self, key: str) -> bytes | None:
         with self._lock:
@@ -77,7 +69,7 @@ class MemoryBackend(Backend):
             self._store(key, value, deadline)
 
     def _deadline(self, ttl: float | None) -> float | None:
-        ttl = self.effective_ttl(ttl)
+        ttl = self._ttl(ttl)
         return None if ttl is None else time.monotonic() + ttl
 
     def _store(self, key: str, value: bytes, deadline: float | None) -> None:
@@ -106,6 +98,21 @@ class MemoryBackend(Backend):
             self._store(key, value, deadline)
             return True
 
+    def get_many(self, keys: Iterable[str]) -> list[bytes | None]:
+        return [self.get(k) for k in keys]
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        deadline = self._deadline(ttl)
+        with self._lock:
+            for key, value in items.items():
+                self._store(key, value, deadline)
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        with self._lock:
+            for key in keys:
+                self._data.pop(key, None)
+                self._lists.pop(key, None)
+
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
         now = time.monotonic()
         with self._lock:  # a snapshot: writers may go on while the caller iterates
@@ -125,7 +132,7 @@ class MemoryBackend(Backend):
         max_len: int | None = None,
         ttl: float | None = None,
     ) -> None:
-        max_len = self.check_max_len(max_len)
+        max_len = check_max_len(max_len)
         deadline = self._deadline(ttl)
         with self._lock:
             elements = self._live_list(key) or []
@@ -171,6 +178,15 @@ class MemoryBackend(Backend):
     async def aadd(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         return self.add(key, value, ttl)
 
+    async def aget_many(self, keys: Iterable[str]) -> list[bytes | None]:
+        return self.get_many(keys)
+
+    async def aset_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        self.set_many(items, ttl)
+
+    async def adelete_many(self, keys: Iterable[str]) -> None:
+        self.delete_many(keys)
+
     async def aiter_keys(self, prefix: str = "") -> AsyncIterator[str]:
         for key in self.iter_keys(prefix):
             yield key
@@ -192,4 +208,4 @@ class MemoryBackend(Backend):
         with self._lock:
             entries = len(self._data)
             size = sum(len(v) for v, _ in self._data.values())
-        return {**super().info(), "entries": entries, "bytes": size}
+        return {"entries": entries, "bytes": size}

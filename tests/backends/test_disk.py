@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from llmcache.backends.base import Backend
-from llmcache.backends.disk import DiskBackend
+from llmcache.backends.disk import DiskBackend, DiskOptions
 from llmcache.errors import ConfigError
 from llmcache.registry import create_backend
 from llmcache.testing import BackendContract
@@ -22,7 +22,7 @@ class TestDiskContract(BackendContract):
         made: list[Backend] = []
 
         def make(namespace: str) -> Backend:
-            made.append(DiskBackend(tmp_path / "cache", namespace=namespace))
+            made.append(DiskBackend(DiskOptions(path=tmp_path / "cache"), namespace=namespace))
             return made[-1]
 
         yield make

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 
 from llmcache.backends.base import Backend
-from llmcache.backends.memory import MemoryBackend
+from llmcache.backends.memory import MemoryBackend, MemoryOptions
 from llmcache.errors import ConfigError
 from llmcache.registry import create_backend
 from llmcache.testing import BackendContract
@@ -22,7 +22,7 @@ class TestMemoryContract(BackendContract):
 
 
 def test_least_recently_used_entry_is_evicted() -> None:
-    store = MemoryBackend(max_entries=2)
+    store = MemoryBackend(MemoryOptions(max_entries=2))
     store.set("a", b"1")
     store.set("b", b"2")
     assert store.get("a") == b"1"  # touch a: b is now the least recently used

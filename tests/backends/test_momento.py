@@ -16,7 +16,6 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -40,7 +39,7 @@ from llmcache.testing import BackendContract, server_missing, wait_until
 
 pytest.importorskip("momento", reason="the momento extra is not installed")
 
-from llmcache.backends.momento import MomentoBackend, MomentoError
+from llmcache.backends.momento import MomentoBackend, MomentoError, MomentoOptions
 
 ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:  # backends/ is a top-level source directory, not in the wheel
@@ -82,10 +81,8 @@ def own_server() -> Iterator[Any]:
 def local(server: Any, namespace: str | None = None, **options: Any) -> MomentoBackend:
     options.setdefault("timeout", 5)
     return MomentoBackend(
-        CACHE,
+        MomentoOptions(cache_name=CACHE, local=server.address, **options),
         namespace=namespace or f"t{uuid.uuid4().hex[:12]}",
-        local=server.address,
-        **options,
     )
 
 
@@ -98,18 +95,18 @@ class TestMomentoContract(BackendContract):
 
     def write_foreign(self, backend: Backend, key: str, value: bytes) -> None:
         assert isinstance(backend, MomentoBackend)
-        with MomentoBackend(CACHE, local=backend.endpoint + ":" + self._port(backend)) as other:
+        with MomentoBackend(MomentoOptions(cache_name=CACHE, local=self._local(backend))) as other:
             assert other._sync().set(CACHE, key, value).__class__.__name__ == "Success"
 
     def read_foreign(self, backend: Backend, key: str) -> bytes | None:
         assert isinstance(backend, MomentoBackend)
-        with MomentoBackend(CACHE, local=backend.endpoint + ":" + self._port(backend)) as other:
+        with MomentoBackend(MomentoOptions(cache_name=CACHE, local=self._local(backend))) as other:
             response = other._sync().get(CACHE, key)
         return getattr(response, "value_bytes", None)
 
     @staticmethod
-    def _port(backend: MomentoBackend) -> str:
-        return str(backend._credentials.port)
+    def _local(backend: MomentoBackend) -> str:
+        return f"{backend.endpoint}:{backend._credentials.port}"
 
 
 # -- options, URLs, settings ------------------------------------------------------------------
@@ -128,7 +125,9 @@ def test_url_options_are_typed_and_checked() -> None:
     )
     deadline = store._configuration.get_transport_strategy().get_grpc_configuration()
     assert deadline.get_deadline().total_seconds() == 0.25
-    with pytest.raises(ConfigError, match=r"'colour'.*valid options: api_key, configuration"):
+    with pytest.raises(
+        ConfigError, match=r"'colour'.*valid options: api_key, cache_name, configuration"
+    ):
         create_backend("momento://c?local=127.0.0.1:9&colour=red")
     with pytest.raises(ConfigError, match=r"'fast'.*configuration"):
         create_backend("momento://c?local=127.0.0.1:9&configuration=fast")
@@ -139,7 +138,7 @@ def test_url_options_are_typed_and_checked() -> None:
 
 
 def test_default_configuration_is_in_region() -> None:
-    store = MomentoBackend("c", local="127.0.0.1:9")
+    store = MomentoBackend(MomentoOptions(cache_name="c", local="127.0.0.1:9"))
     grpc_config = store._configuration.get_transport_strategy().get_grpc_configuration()
     assert grpc_config.get_deadline().total_seconds() == 1.1
     assert store.default_ttl == 86_400
@@ -162,28 +161,48 @@ def test_api_keys_v2_legacy_and_invalid() -> None:
     secret = "s" * 48  # long enough for PyJWT's HMAC key-length check
     v2 = jwt.encode({"t": "g", "id": "x"}, secret, algorithm="HS256")
     with pytest.raises(ConfigError, match=r"needs an endpoint.*MOMENTO_ENDPOINT"):
-        MomentoBackend("c", api_key=SecretStr(v2))
-    store = MomentoBackend("c", api_key=SecretStr(v2), endpoint="cell-1.example.momentohq.com")
+        MomentoBackend(MomentoOptions(cache_name="c", api_key=SecretStr(v2)))
+    store = MomentoBackend(
+        MomentoOptions(
+            cache_name="c", api_key=SecretStr(v2), endpoint="cell-1.example.momentohq.com"
+        )
+    )
     assert store.endpoint == "cache.cell-1.example.momentohq.com"
     legacy = jwt.encode({"cp": "control.legacy.example", "c": "cache.legacy.example"}, secret)
-    assert MomentoBackend("c", api_key=legacy).endpoint == "cache.legacy.example"
+    legacy_options = MomentoOptions(cache_name="c", api_key=SecretStr(legacy))
+    assert MomentoBackend(legacy_options).endpoint == "cache.legacy.example"
     with pytest.raises(ConfigError, match="invalid Momento API key"):
-        MomentoBackend("c", api_key="not-a-key")
+        MomentoBackend(MomentoOptions(cache_name="c", api_key=SecretStr("not-a-key")))
     assert "secret" not in repr(store) and v2 not in repr(store)
 
 
-def test_settings_options_take_key_and_endpoint() -> None:
-    settings = SimpleNamespace(momento_api_key=SecretStr("k"), momento_endpoint="e.example")
-    assert MomentoBackend.settings_options(settings) == {
-        "api_key": SecretStr("k"),
-        "endpoint": "e.example",
-    }
-    assert MomentoBackend.settings_options(SimpleNamespace()) == {}
-    # A local URL ignores a key that settings provide.
-    store = MomentoBackend.from_url(
-        "momento://c?local=127.0.0.1:9", **MomentoBackend.settings_options(settings)
-    )
-    assert store.endpoint == "127.0.0.1"
+def test_key_and_endpoint_from_the_environment_reach_the_backend(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from llmcache.config import load_settings
+    from llmcache.registry import backend_from_settings
+
+    monkeypatch.chdir(tmp_path)  # no .env or llmcache.toml of the checkout
+    monkeypatch.setenv("MOMENTO_API_KEY", "fallback-key")
+    monkeypatch.setenv("MOMENTO_ENDPOINT", "e.example")
+    monkeypatch.delenv("LLMCACHE_MOMENTO_ENDPOINT", raising=False)
+    monkeypatch.delenv("LLMCACHE_MOMENTO_API_KEY", raising=False)
+
+    def backend() -> MomentoBackend:
+        store = backend_from_settings(load_settings(url="momento://c?local=127.0.0.1:9"))
+        assert isinstance(store, MomentoBackend)
+        return store
+
+    store = backend()
+    assert store.options.api_key is not None
+    assert store.options.api_key.get_secret_value() == "fallback-key"
+    assert store.options.endpoint == "e.example"
+    assert store.endpoint == "127.0.0.1"  # a local URL ignores a key that settings provide
+    assert "fallback-key" not in repr(store)
+    monkeypatch.setenv("LLMCACHE_MOMENTO_API_KEY", "our-key")  # ours wins over the SDK's name
+    store = backend()
+    assert store.options.api_key is not None
+    assert store.options.api_key.get_secret_value() == "our-key"
 
 
 def test_from_settings_takes_the_key_from_the_environment(
@@ -231,7 +250,7 @@ def test_item_limit_refused_before_the_call(momento_server: Any) -> None:
         assert momento_server.calls().get("Set", 0) == before
         assert store.info()["refused"] == 1
         # The largest item that fits (key + value = 5 MiB) goes through the SDK and back.
-        fits = b"y" * (5 * MiB - len(store._key(store._generation_sync(), "edge").encode()))
+        fits = b"y" * (5 * MiB - len(store._gen_key(store._generation_sync(), "edge").encode()))
         store.set("edge", fits)
         assert store.get("edge") == fits
 
@@ -247,12 +266,16 @@ async def test_item_limit_async(momento_server: Any) -> None:
 
 def test_missing_cache_is_an_error_unless_created(momento_server: Any) -> None:
     name = f"c{uuid.uuid4().hex[:8]}"
-    with MomentoBackend(name, local=momento_server.address, timeout=5) as store:
+    with MomentoBackend(
+        MomentoOptions(cache_name=name, local=momento_server.address, timeout=5)
+    ) as store:
         with pytest.raises(MomentoError, match="create_cache=true") as info:
             store.get("k")
         assert info.value.code == "NOT_FOUND_ERROR"
         assert not isinstance(info.value, BackendUnavailable)
-    with MomentoBackend(name, local=momento_server.address, create_cache=True) as store:
+    with MomentoBackend(
+        MomentoOptions(cache_name=name, local=momento_server.address, create_cache=True)
+    ) as store:
         store.set("k", b"v")
         assert store.get("k") == b"v"
     assert name in momento_server.cache_names()
@@ -260,7 +283,9 @@ def test_missing_cache_is_an_error_unless_created(momento_server: Any) -> None:
 
 async def test_create_cache_async(momento_server: Any) -> None:
     name = f"c{uuid.uuid4().hex[:8]}"
-    store = MomentoBackend(name, local=momento_server.address, create_cache=True)
+    store = MomentoBackend(
+        MomentoOptions(cache_name=name, local=momento_server.address, create_cache=True)
+    )
     try:
         await store.aset("k", b"v")
         assert await store.aget("k") == b"v"
@@ -328,6 +353,13 @@ async def test_get_many_runs_concurrently(own_server: Any) -> None:
         started = time.monotonic()
         assert store.get_many(["k1", "k2", "k3", "k4"]) == [b"1", b"2", b"3", b"4"]
         assert time.monotonic() - started < 0.7
+        own_server.delay(0.2, rpcs="delete")
+        started = time.monotonic()
+        await store.adelete_many([f"k{i}" for i in range(10)] + ["k0", "absent"])
+        store.delete_many(["k10", "k11", "k12", "k13"])
+        assert time.monotonic() - started < 1.5  # 14 x 0.2 s in series would be 2.8 s
+        own_server.clear_faults()
+        assert await store.aget_many(["k0", "k9", "k13", "k14"]) == [None, None, None, b"14"]
     finally:
         await store.aclose()
 
@@ -447,7 +479,7 @@ def test_faults_from_request_headers(own_server: Any) -> None:
         def make_configuration(self) -> Configuration:
             return super().make_configuration().add_middleware(Inject())
 
-    with Faulty(CACHE, local=own_server.address, timeout=1) as store:
+    with Faulty(MomentoOptions(cache_name=CACHE, local=own_server.address, timeout=1)) as store:
         store.set("k", b"v")  # Get and Set are not in error-rpcs
         assert store.get("k") == b"v"
         with pytest.raises(BackendUnavailable, match="injected fault"):
@@ -564,7 +596,7 @@ def test_server_runs_as_a_script_and_prints_its_address() -> None:
         assert proc.stdout is not None
         address = proc.stdout.readline().strip()
         assert address.startswith("127.0.0.1:")
-        with MomentoBackend("demo", local=address, timeout=5) as store:
+        with MomentoBackend(MomentoOptions(cache_name="demo", local=address, timeout=5)) as store:
             store.set("k", b"v")
             assert store.get("k") == b"v"
     finally:
@@ -578,15 +610,15 @@ def test_server_runs_as_a_script_and_prints_its_address() -> None:
 @pytest.mark.skipif(not os.environ.get("MOMENTO_API_KEY"), reason="MOMENTO_API_KEY is not set")
 async def test_live_momento_round_trip() -> None:
     # Tests may read the environment; the backend never does.
-    store = MomentoBackend(
-        os.environ.get("MOMENTO_CACHE_NAME", "llmcache-test"),
-        namespace=f"live{uuid.uuid4().hex[:8]}",
+    options = MomentoOptions(
+        cache_name=os.environ.get("MOMENTO_CACHE_NAME", "llmcache-test"),
         api_key=SecretStr(os.environ["MOMENTO_API_KEY"]),
         endpoint=os.environ.get("MOMENTO_ENDPOINT"),
         configuration="laptop",
         create_cache=True,
         default_ttl=60,
     )
+    store = MomentoBackend(options, namespace=f"live{uuid.uuid4().hex[:8]}")
     try:
         store.set("k", b"sync")
         assert store.get("k") == b"sync"
@@ -690,9 +722,9 @@ async def test_cache_backed_embeddings_through_the_sdk(momento_server: Any) -> N
         check_cache_backed_embeddings(store, listable=False)
         await store.backend.aclear()
         await acheck_cache_backed_embeddings(store, listable=False)
-        with pytest.raises(UnsupportedOperation, match="Momento has no key listing"):
+        with pytest.raises(UnsupportedOperation, match=r"MomentoBackend cannot .*KeyListing"):
             list(store.yield_keys())
-        with pytest.raises(UnsupportedOperation, match="Momento has no key listing"):
+        with pytest.raises(UnsupportedOperation, match=r"MomentoBackend cannot .*KeyListing"):
             [k async for k in store.ayield_keys()]
     finally:
         await store.aclose()

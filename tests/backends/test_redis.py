@@ -119,7 +119,7 @@ class RedisContract(BackendContract):
 
     async def test_ttl_is_set_in_milliseconds(self, store: Any) -> None:
         await store.set("k", b"v", ttl=42.5)
-        pttl = store.backend._client().pttl(store.backend.full_key("k"))
+        pttl = store.backend._client().pttl(store.backend._key("k"))
         assert 42_000 < pttl <= 42_500
 
 
@@ -199,20 +199,27 @@ def test_defaults_are_cache_sized() -> None:
     assert store.options.retries <= 1
 
 
-def test_password_from_settings_is_a_secret_and_url_credentials_stand_without_it() -> None:
-    class Settings:
-        redis_username = "rbac-user"
-        redis_password = SecretStr("s3cret")
+def test_credentials_from_the_environment_reach_the_backend_and_url_credentials_stand_without(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from llmcache.config import load_settings
+    from llmcache.registry import backend_from_settings
 
-    options = RedisBackend.settings_options(Settings())
-    store = create_backend("rediss://cache.example.com", **options)
+    monkeypatch.chdir(tmp_path)  # no llmcache.toml / .env from elsewhere
+    monkeypatch.setenv("LLMCACHE_REDIS_USERNAME", "rbac-user")
+    monkeypatch.setenv("LLMCACHE_REDIS_PASSWORD", "s3cret")
+    store = backend_from_settings(load_settings(url="rediss://cache.example.com"))
     assert isinstance(store, RedisBackend)
     assert (store.username, store._password) == ("rbac-user", "s3cret")
     assert "s3cret" not in repr(store.options)
-    unset = RedisBackend.settings_options(object())
-    assert unset == {"username": None, "password": None}
-    store = create_backend("redis://u:from-url@h", **unset)
+    monkeypatch.delenv("LLMCACHE_REDIS_USERNAME")
+    monkeypatch.delenv("LLMCACHE_REDIS_PASSWORD")
+    store = backend_from_settings(load_settings(url="redis://u:from-url@h"))
     assert (store.username, store._password) == ("u", "from-url")  # type: ignore[attr-defined]
+    # None is "not given", as keyword options too: the URL's credentials stand
+    store = create_backend("redis://u:from-url@h", username=None, password=None)
+    assert (store.username, store._password) == ("u", "from-url")  # type: ignore[attr-defined]
+    assert "from-url" not in repr(store.options)
 
 
 @pytest.mark.parametrize(
@@ -656,7 +663,7 @@ async def test_chat_history_with_runnable_on_every_server_shape(any_server: Any)
         history.add_ai_message("2")
         history.add_user_message("3")
         assert [m.content for m in history.messages] == ["2", "3"]
-        pttl = backend._client().pttl(backend.full_key("trim"))  # type: ignore[attr-defined]
+        pttl = backend._client().pttl(backend._key("trim"))  # type: ignore[attr-defined]
         assert 29_000 < pttl <= 30_000
     finally:
         await backend.aclear()

@@ -1,16 +1,24 @@
-"""Internal: the pieces of the Momento backend that talk about the SDK, not about caching.
+"""The parts of the Momento backend that talk about the SDK, not about caching.
 
-Credentials (API key / endpoint / local server), named configurations, limits, and the mapping of
-the SDK's ``.Error`` response objects to :class:`~llmcache.errors.BackendError`.
+Credentials (API key / endpoint / local server), named configurations, the mapping of the SDK's
+``.Error`` response objects to :class:`~llmcache.errors.BackendError`, and closing an async
+client from outside its event loop.
+
+Example::
+
+    from llmcache.backends.momento.sdk import configuration, credentials
+
+    config = configuration("laptop", timeout=2.0)
+    creds = credentials(None, None, local="127.0.0.1:8080")
 """
 
 from __future__ import annotations
 
-import re
+import asyncio
 from datetime import timedelta
-from typing import Any, Literal, NoReturn
+from typing import Any, NoReturn
 
-from momento import Configurations, CredentialProvider
+from momento import CacheClientAsync, Configurations, CredentialProvider
 from momento.config import Configuration
 from momento.errors import InvalidArgumentException, MomentoErrorCode
 from pydantic import SecretStr
@@ -19,24 +27,13 @@ from llmcache.errors import BackendError, BackendUnavailable, ConfigError
 
 __all__ = [
     "CONFIGURATIONS",
-    "MAX_ITEM_BYTES",
-    "MAX_TTL_SECONDS",
-    "ConfigurationName",
     "MomentoError",
     "MomentoUnavailable",
-    "check_cache_name",
+    "close_async_elsewhere",
     "configuration",
     "credentials",
     "raise_error",
 ]
-
-#: Momento's maximum item TTL: 24 hours, in seconds.
-MAX_TTL_SECONDS = 24 * 3600
-#: Momento's maximum item size (key + value), in bytes: 5 MiB. Larger items are refused locally
-#: (the SDK would send them and get RESOURCE_EXHAUSTED back, after paying for the transfer).
-MAX_ITEM_BYTES = 5 * 1024 * 1024
-
-ConfigurationName = Literal["laptop", "in_region", "low_latency", "lambda"]
 
 #: Our option value → the SDK's prebuilt configuration (deadline per attempt, in the SDK's docs:
 #: laptop 15 s, in_region 1.1 s, low_latency 0.5 s, lambda 1.1 s without idle keepalive). All of
@@ -47,9 +44,6 @@ CONFIGURATIONS: dict[str, Any] = {
     "low_latency": Configurations.InRegion.LowLatency.v1,
     "lambda": Configurations.Lambda.latest,
 }
-
-# Momento cache names: letters, digits, '-', '_', '.'; no ':' or '@' (so no URL confusion).
-_CACHE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,254}$")
 
 # Error codes that mean "the store cannot be reached right now", not "the request was wrong".
 _UNAVAILABLE = {
@@ -69,16 +63,6 @@ class MomentoError(BackendError):
 
 class MomentoUnavailable(BackendUnavailable, MomentoError):
     """Momento did not answer in time or could not be reached (``code`` as in MomentoError)."""
-
-
-def check_cache_name(name: str) -> str:
-    if not name:
-        raise ConfigError("momento:// URL needs a cache name: momento://<cache-name>")
-    if not _CACHE_NAME_RE.match(name):
-        raise ConfigError(
-            f"invalid Momento cache name {name!r}: use letters, digits, '-', '_' and '.'"
-        )
-    return name
 
 
 def configuration(name: str, timeout: float | None) -> Configuration:
@@ -146,3 +130,20 @@ def raise_error(op: str, cache_name: str, response: Any) -> NoReturn:
         message += " (create the cache, or pass create_cache=true)"
     cls = MomentoUnavailable if code_enum in _UNAVAILABLE else MomentoError
     raise cls(message, code) from response.inner_exception
+
+
+def close_async_elsewhere(client: CacheClientAsync, loop: asyncio.AbstractEventLoop) -> None:
+    """Close an async client that belongs to ``loop`` from outside it, as well as we can."""
+    if loop.is_closed():
+        return  # its channels died with the loop
+    coro = client.__aexit__(None, None, None)
+    try:
+        running = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if running is loop:
+        loop.create_task(coro)
+    elif loop.is_running():
+        asyncio.run_coroutine_threadsafe(coro, loop)
+    else:
+        loop.run_until_complete(coro)

@@ -1,4 +1,4 @@
-"""Internal: the namespace generation that lets the Momento backend ``clear`` one namespace.
+"""The namespace generation that lets the Momento backend ``clear`` one namespace.
 
 Momento cannot list or scan keys, and flushing the cache would clear every namespace in it. So
 each entry key carries the namespace's generation (``llmcache:<ns>:g<gen>:<key>``) and ``clear``
@@ -24,7 +24,8 @@ from typing import Any
 from momento import CacheClient, CacheClientAsync
 from momento.responses import CacheGet, CacheIncrement, CacheSet, CacheSetIfNotExists
 
-from llmcache.backends._momento_sdk import MAX_TTL_SECONDS, MomentoError, raise_error
+from llmcache.backends.momento.options import MAX_TTL_SECONDS
+from llmcache.backends.momento.sdk import MomentoError, raise_error
 
 __all__ = ["GENERATION_TTL", "MIN_GENERATION", "Generation"]
 

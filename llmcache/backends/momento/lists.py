@@ -1,4 +1,4 @@
-"""Internal: Momento lists for the backend's ``list_push`` / ``list_range`` (chat history).
+"""Momento lists for the backend's ``list_push`` / ``list_range`` (chat history).
 
 ``ListPushBack`` appends one element per request, with ``truncate_front_to_size`` (keep the
 newest ``max_len``) and a ``CollectionTtl`` that renews the list's TTL on every push. Elements
@@ -15,7 +15,7 @@ from momento import CacheClient, CacheClientAsync
 from momento.requests import CollectionTtl
 from momento.responses import CacheListFetch, CacheListPushBack
 
-from llmcache.backends._momento_sdk import MomentoError, raise_error
+from llmcache.backends.momento.sdk import MomentoError, raise_error
 
 __all__ = ["MAX_ELEMENT_BYTES", "afetch", "apush", "check_elements", "fetch", "push"]
 

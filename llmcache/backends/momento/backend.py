@@ -1,0 +1,372 @@
+"""``MomentoBackend``: one Momento cache, sync (``CacheClient``) and async (``CacheClientAsync``).
+
+Namespaces share the cache and are separated by key prefix + namespace generation (see
+:mod:`llmcache.backends.momento.generation`). Capabilities: ``Batch`` (concurrent single calls:
+the SDK has no batch RPC), ``AtomicAdd`` (``SetIfNotExists``), ``Lists`` (Momento lists, see
+:mod:`llmcache.backends.momento.lists`) and ``Inspectable``. No ``KeyListing``: Momento cannot
+list or scan keys.
+
+Example::
+
+    from llmcache.backends.momento import MomentoBackend, MomentoOptions
+
+    options = MomentoOptions(cache_name="llm", local="127.0.0.1:8080", create_cache=True)
+    with MomentoBackend(options, namespace="demo") as store:
+        store.set_many({"a": b"1", "b": b"2"}, ttl=60)
+        assert store.get_many(["a", "b"]) == [b"1", b"2"]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from momento import CacheClient, CacheClientAsync
+from momento.config import Configuration
+from momento.responses import CacheDelete, CacheGet, CacheSet, CacheSetIfNotExists, CreateCache
+
+from llmcache.backends.base import Backend
+from llmcache.backends.capabilities import check_max_len
+from llmcache.backends.momento import lists
+from llmcache.backends.momento.generation import Generation
+from llmcache.backends.momento.options import (
+    MAX_ITEM_BYTES,
+    MAX_TTL_SECONDS,
+    MomentoOptions,
+    check_cache_name,
+    url_fields,
+)
+from llmcache.backends.momento.sdk import (
+    MomentoError,
+    close_async_elsewhere,
+    configuration,
+    credentials,
+    raise_error,
+)
+from llmcache.errors import ConfigError
+
+__all__ = ["MomentoBackend"]
+
+T = TypeVar("T")
+
+
+class MomentoBackend(Backend):
+    """One Momento cache; namespaces share it and are separated by key prefix + generation."""
+
+    Options = MomentoOptions
+    options: MomentoOptions
+
+    def __init__(
+        self, options: MomentoOptions | None = None, *, namespace: str = "default"
+    ) -> None:
+        if options is None:
+            raise ConfigError("MomentoBackend needs MomentoOptions(cache_name=...)")
+        super().__init__(options, namespace=namespace)
+        opts = self.options
+        self.cache_name = check_cache_name(opts.cache_name)
+        self._check_ttl(opts.default_ttl)
+        self._client_ttl = timedelta(seconds=opts.default_ttl)
+        self.configuration_name = opts.configuration
+        self.timeout = opts.timeout
+        self.create_cache = opts.create_cache
+        self.generation_refresh = opts.generation_refresh
+        self.max_concurrency = opts.max_concurrency
+        self._credentials = credentials(opts.api_key, opts.endpoint, opts.local)
+        self._configuration = self.make_configuration()
+        self.endpoint = self._credentials.cache_endpoint
+        self.generation_key = f"{self.key_prefix}generation"
+        self._generation = Generation(self.cache_name, self.generation_key, self.generation_refresh)
+        #: Writes refused before the call (item above 5 MiB, ttl above 24 h), for stats.
+        self.refused = 0
+        self._cache_ready = not self.create_cache
+        self._lock = threading.Lock()
+        self._client: CacheClient | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._aclient: CacheClientAsync | None = None
+        self._aloop: asyncio.AbstractEventLoop | None = None
+
+    @classmethod
+    def _url_fields(cls, url: str) -> dict[str, Any]:
+        return url_fields(url)
+
+    def make_configuration(self) -> Configuration:
+        """The SDK configuration for both clients (override to add middleware)."""
+        return configuration(self.configuration_name, self.timeout)
+
+    # -- keys, ttl, limits, responses ---------------------------------------------------------
+    def _gen_key(self, generation: int, key: str) -> str:
+        return f"{self.key_prefix}g{generation}:{key}"
+
+    @staticmethod
+    def _check_ttl(ttl: float) -> None:
+        if ttl > MAX_TTL_SECONDS:
+            raise ConfigError(f"invalid ttl {ttl!r}: Momento keeps items at most 24 h (86400 s)")
+
+    def _ttl_delta(self, ttl: float | None) -> timedelta:
+        seconds = self._ttl(ttl)
+        assert seconds is not None  # default_ttl is always set
+        if seconds > MAX_TTL_SECONDS:
+            self.refused += 1
+        self._check_ttl(seconds)
+        return timedelta(milliseconds=max(1, round(seconds * 1000)))
+
+    def _check_size(self, key: str, value: bytes) -> None:
+        size = len(key.encode()) + len(value)
+        if size > MAX_ITEM_BYTES:
+            self.refused += 1
+            raise MomentoError(
+                f"momento set on cache {self.cache_name!r} refused: item of {size} bytes exceeds "
+                f"Momento's {MAX_ITEM_BYTES}-byte (5 MiB) item limit",
+                "ITEM_SIZE_LIMIT_EXCEEDED",
+            )
+
+    def _check(self, op: str, response: Any, *ok: type) -> Any:
+        if not isinstance(response, ok):
+            raise_error(op, self.cache_name, response)
+        return response
+
+    def _value(self, response: Any) -> bytes | None:
+        if isinstance(response, CacheGet.Hit):
+            return bytes(response.value_bytes)
+        self._check("get", response, CacheGet.Miss)
+        return None
+
+    def _added(self, response: Any) -> bool:
+        self._check("add", response, CacheSetIfNotExists.Stored, CacheSetIfNotExists.NotStored)
+        return isinstance(response, CacheSetIfNotExists.Stored)
+
+    def _ready(self, response: Any) -> None:
+        self._check("create_cache", response, CreateCache.Success, CreateCache.CacheAlreadyExists)
+        self._cache_ready = True
+
+    # -- sync side ----------------------------------------------------------------------------
+    def _sync(self) -> CacheClient:
+        client = self._client
+        if client is not None and self._cache_ready:
+            return client
+        with self._lock:
+            if self._client is None:
+                # The plain constructor connects lazily (``create(eager_connection_timeout=0)``
+                # raises UnboundLocalError in momento 1.29.1).
+                self._client = CacheClient(self._configuration, self._credentials, self._client_ttl)
+            if not self._cache_ready:
+                self._ready(self._client.create_cache(self.cache_name))
+            return self._client
+
+    def _generation_sync(self) -> int:
+        return self._generation.get(self._sync())
+
+    def get(self, key: str) -> bytes | None:
+        return self._get_at(self._generation_sync(), key)
+
+    def _get_at(self, generation: int, key: str) -> bytes | None:
+        return self._value(self._sync().get(self.cache_name, self._gen_key(generation, key)))
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        ttl_delta = self._ttl_delta(ttl)
+        self._set_at(self._generation_sync(), key, value, ttl_delta)
+
+    def _set_at(self, generation: int, key: str, value: bytes, ttl: timedelta) -> None:
+        full = self._gen_key(generation, key)
+        self._check_size(full, value)
+        response = self._sync().set(self.cache_name, full, bytes(value), ttl)
+        self._check("set", response, CacheSet.Success)
+
+    def delete(self, key: str) -> None:
+        self._delete_at(self._generation_sync(), key)
+
+    def _delete_at(self, generation: int, key: str) -> None:
+        response = self._sync().delete(self.cache_name, self._gen_key(generation, key))
+        self._check("delete", response, CacheDelete.Success)
+
+    def clear(self) -> None:
+        self._generation.bump(self._sync())
+
+    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        ttl_delta = self._ttl_delta(ttl)
+        full = self._gen_key(self._generation_sync(), key)
+        self._check_size(full, value)
+        return self._added(
+            self._sync().set_if_not_exists(self.cache_name, full, bytes(value), ttl_delta)
+        )
+
+    def _map(self, fn: Callable[[T], Any], items: list[T]) -> list[Any]:
+        if len(items) <= 1:
+            return [fn(item) for item in items]
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.max_concurrency, "llmcache-momento")
+            pool = self._pool
+        return list(pool.map(fn, items))
+
+    def get_many(self, keys: Iterable[str]) -> list[bytes | None]:
+        keys = list(keys)
+        if not keys:
+            return []
+        generation = self._generation_sync()
+        return self._map(lambda k: self._get_at(generation, k), keys)
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        ttl_delta = self._ttl_delta(ttl)
+        generation = self._generation_sync()
+        self._map(lambda kv: self._set_at(generation, kv[0], kv[1], ttl_delta), list(items.items()))
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            return
+        generation = self._generation_sync()
+        self._map(lambda k: self._delete_at(generation, k), keys)
+
+    def list_push(
+        self,
+        key: str,
+        values: Sequence[bytes],
+        *,
+        max_len: int | None = None,
+        ttl: float | None = None,
+    ) -> None:
+        max_len, ttl_delta = check_max_len(max_len), self._ttl_delta(ttl)
+        elements = lists.check_elements(self.cache_name, values)
+        name = self._gen_key(self._generation_sync(), key)
+        lists.push(self._sync(), self.cache_name, name, elements, ttl_delta, max_len)
+
+    def list_range(self, key: str) -> list[bytes]:
+        name = self._gen_key(self._generation_sync(), key)
+        return lists.fetch(self._sync(), self.cache_name, name)
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+            pool, self._pool = self._pool, None
+            aclient, aloop = self._aclient, self._aloop
+            self._aclient = self._aloop = None
+        if pool is not None:
+            pool.shutdown(wait=False)
+        if client is not None:
+            client.__exit__(None, None, None)
+        if aclient is not None and aloop is not None:
+            close_async_elsewhere(aclient, aloop)
+
+    # -- async side (CacheClientAsync, created on the running loop) ---------------------------
+    async def _async(self) -> CacheClientAsync:
+        loop = asyncio.get_running_loop()
+        client = self._aclient
+        if client is None or self._aloop is not loop:
+            if client is not None and self._aloop is not None:
+                close_async_elsewhere(client, self._aloop)
+            client = self._aclient = CacheClientAsync(
+                self._configuration, self._credentials, self._client_ttl
+            )
+            self._aloop = loop
+        if not self._cache_ready:
+            self._ready(await client.create_cache(self.cache_name))
+        return client
+
+    async def _generation_async(self) -> int:
+        return await self._generation.aget(await self._async())
+
+    async def aget(self, key: str) -> bytes | None:
+        return await self._aget_at(await self._generation_async(), key)
+
+    async def _aget_at(self, generation: int, key: str) -> bytes | None:
+        client = await self._async()
+        return self._value(await client.get(self.cache_name, self._gen_key(generation, key)))
+
+    async def aset(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        ttl_delta = self._ttl_delta(ttl)
+        await self._aset_at(await self._generation_async(), key, value, ttl_delta)
+
+    async def _aset_at(self, generation: int, key: str, value: bytes, ttl: timedelta) -> None:
+        full = self._gen_key(generation, key)
+        self._check_size(full, value)
+        response = await (await self._async()).set(self.cache_name, full, bytes(value), ttl)
+        self._check("set", response, CacheSet.Success)
+
+    async def adelete(self, key: str) -> None:
+        await self._adelete_at(await self._generation_async(), key)
+
+    async def _adelete_at(self, generation: int, key: str) -> None:
+        client = await self._async()
+        response = await client.delete(self.cache_name, self._gen_key(generation, key))
+        self._check("delete", response, CacheDelete.Success)
+
+    async def aclear(self) -> None:
+        await self._generation.abump(await self._async())
+
+    async def aadd(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        ttl_delta = self._ttl_delta(ttl)
+        full = self._gen_key(await self._generation_async(), key)
+        self._check_size(full, value)
+        client = await self._async()
+        return self._added(
+            await client.set_if_not_exists(self.cache_name, full, bytes(value), ttl_delta)
+        )
+
+    async def aget_many(self, keys: Iterable[str]) -> list[bytes | None]:
+        keys = list(keys)
+        if not keys:
+            return []
+        generation = await self._generation_async()
+        return list(await asyncio.gather(*(self._aget_at(generation, k) for k in keys)))
+
+    async def aset_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        ttl_delta = self._ttl_delta(ttl)
+        if not items:
+            return
+        generation = await self._generation_async()
+        await asyncio.gather(
+            *(self._aset_at(generation, k, v, ttl_delta) for k, v in items.items())
+        )
+
+    async def adelete_many(self, keys: Iterable[str]) -> None:
+        keys = list(dict.fromkeys(keys))
+        if not keys:
+            return
+        generation = await self._generation_async()
+        await asyncio.gather(*(self._adelete_at(generation, k) for k in keys))
+
+    async def alist_push(
+        self,
+        key: str,
+        values: Sequence[bytes],
+        *,
+        max_len: int | None = None,
+        ttl: float | None = None,
+    ) -> None:
+        max_len, ttl_delta = check_max_len(max_len), self._ttl_delta(ttl)
+        elements = lists.check_elements(self.cache_name, values)
+        name = self._gen_key(await self._generation_async(), key)
+        await lists.apush(await self._async(), self.cache_name, name, elements, ttl_delta, max_len)
+
+    async def alist_range(self, key: str) -> list[bytes]:
+        name = self._gen_key(await self._generation_async(), key)
+        return await lists.afetch(await self._async(), self.cache_name, name)
+
+    async def aclose(self) -> None:
+        loop = asyncio.get_running_loop()
+        aclient = self._aclient if self._aloop is loop else None
+        if aclient is not None:
+            self._aclient = self._aloop = None
+            await aclient.__aexit__(None, None, None)
+        self.close()
+
+    def info(self) -> dict[str, Any]:
+        """Cache, endpoint, configuration, current generation and writes refused locally."""
+        return {
+            "cache": self.cache_name,
+            "endpoint": self.endpoint,
+            "configuration": self.configuration_name,
+            "generation": self._generation.value,
+            "refused": self.refused,
+        }
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(cache={self.cache_name!r}, namespace={self.namespace!r}, "
+            f"endpoint={self.endpoint!r})"
+        )

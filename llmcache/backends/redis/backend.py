@@ -1,0 +1,324 @@
+"""RedisBackend: one Redis / Valkey node (ElastiCache with cluster mode disabled).
+
+Values are plain strings (``GET`` / ``SET ... PX``): no modules, no Lua, no hash tags. Keys are
+``llmcache:<namespace>:<key>``; ``clear`` is ``SCAN MATCH llmcache:<namespace>:*`` + ``UNLINK`` in
+batches (on every primary of a cluster), never ``FLUSHDB``. Timeouts are cache-sized (250 ms) and
+retries few (1, with backoff), so a store that is down costs a call little and raises
+:class:`~llmcache.errors.BackendUnavailable`, which the cache facade turns into a miss.
+
+Sync calls use ``redis.Redis``, async calls ``redis.asyncio`` (native, no threads); each side has
+its own connection pool, created on first use by :meth:`RedisBackend._create_sync_client` /
+:meth:`RedisBackend._create_async_client`, the factory :class:`RedisClusterBackend` overrides.
+Capabilities: ``Batch``, ``AtomicAdd``, ``KeyListing``, ``Lists`` (:mod:`.lists`), ``Inspectable``.
+
+Example::
+
+    from llmcache.backends.redis import RedisBackend, RedisOptions
+
+    with RedisBackend(RedisOptions(url="redis://localhost:6379/0"), namespace="demo") as store:
+        store.set_many({"a": b"1", "b": b"2"}, ttl=60)
+        assert store.get_many(["a", "b", "c"]) == [b"1", b"2", None]
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import threading
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.retry import Retry
+
+from llmcache.backends.base import Backend
+from llmcache.backends.redis.errors import map_errors
+from llmcache.backends.redis.lists import RedisLists
+from llmcache.backends.redis.options import RedisOptions
+from llmcache.backends.redis.pool import AsyncPool, LoopBoundClient
+from llmcache.backends.redis.url import glob_escape, parse_redis_url
+
+__all__ = ["RedisBackend"]
+
+BATCH = 1000  # keys per SCAN COUNT and per UNLINK pipeline in clear()
+INFO_SCAN_LIMIT = 100_000  # info() counts entries only up to this many keys (SCAN is O(keys))
+BACKOFF_BASE, BACKOFF_CAP = 0.01, 0.1  # seconds between retries: 10 ms, doubling, at most 100 ms
+
+
+class RedisBackend(RedisLists, Backend):
+    """A standalone Redis or Valkey node (ElastiCache with cluster mode disabled)."""
+
+    Options = RedisOptions
+    options: RedisOptions
+    _cluster = False  # whether the URL may name several nodes; set by RedisClusterBackend
+
+    def __init__(self, options: RedisOptions | None = None, *, namespace: str = "default") -> None:
+        super().__init__(options, namespace=namespace)
+        self.url = parse_redis_url(self.options.url, cluster=self._cluster)
+        # An option left at None is "not given": the URL's credentials stand.
+        self.username = self.options.username or self.url.username
+        secret = self.options.password
+        self._password = secret.get_secret_value() if secret else self.url.password
+        self._lock = threading.Lock()
+        self._sync: Any = None
+        self._async = LoopBoundClient(self._create_async_client)
+
+    @classmethod
+    def _url_fields(cls, url: str) -> dict[str, Any]:
+        return {"url": url}
+
+    # -- client creation: the factory RedisClusterBackend overrides ----------------------------
+    def _client_kwargs(self) -> dict[str, Any]:
+        o = self.options
+        kwargs: dict[str, Any] = {
+            "username": self.username,
+            "password": self._password,
+            "socket_timeout": o.socket_timeout,
+            "socket_connect_timeout": o.socket_connect_timeout,
+            "health_check_interval": o.health_check_interval,
+            "max_connections": o.max_connections,
+        }
+        if self.url.tls:
+            kwargs.update(
+                ssl=True,
+                ssl_ca_certs=o.ssl_ca_certs,
+                ssl_certfile=o.ssl_certfile,
+                ssl_keyfile=o.ssl_keyfile,
+                ssl_cert_reqs=o.ssl_cert_reqs,
+                ssl_check_hostname=o.ssl_check_hostname and o.ssl_cert_reqs != "none",
+            )
+        return kwargs
+
+    def _retry(self, retry_class: Any) -> Any:
+        # Retry only a dropped connection (a restarted or failed-over server, an idle connection
+        # closed by a proxy), never a timeout: a slow store costs one timeout, not several.
+        backoff = ExponentialWithJitterBackoff(base=BACKOFF_BASE, cap=BACKOFF_CAP)
+        return retry_class(backoff, self.options.retries, supported_errors=(RedisConnectionError,))
+
+    def _create_sync_client(self) -> Any:
+        return redis.Redis.from_pool(self._pool(redis, Retry))
+
+    def _create_async_client(self) -> Any:
+        return redis.asyncio.Redis.from_pool(self._pool(redis.asyncio, AsyncRetry, AsyncPool))
+
+    def _pool(self, driver: Any, retry: Any, pool_class: Any = None) -> Any:
+        # A blocking pool: over max_connections an operation waits for a free connection (at most
+        # the time one takes to connect and answer) instead of failing at once on a burst.
+        kwargs = self._client_kwargs()
+        tls = kwargs.pop("ssl", False)
+        host, port = self.url.nodes[0]
+        return (pool_class or driver.BlockingConnectionPool)(
+            connection_class=driver.SSLConnection if tls else driver.Connection,
+            timeout=self.options.socket_connect_timeout + self.options.socket_timeout,
+            **{"host": host, "port": port, "db": self.url.db, "retry": self._retry(retry)},
+            **kwargs,
+        )
+
+    # -- clients, errors ------------------------------------------------------------------------
+    def _client(self) -> Any:
+        if self._sync is None:
+            with self._lock, self._errors("connect"):
+                if self._sync is None:
+                    self._sync = self._create_sync_client()
+        return self._sync
+
+    async def _aclient(self) -> Any:
+        with self._errors("connect"):
+            return await self._async.client()
+
+    def _errors(self, op: str) -> AbstractContextManager[None]:
+        """The one mapping point: driver errors of ``op`` leave as BackendError."""
+        return map_errors(op, self.url, username=self.username, has_password=bool(self._password))
+
+    def _px(self, ttl: float | None) -> int | None:
+        ttl = self._ttl(ttl)
+        return None if ttl is None else max(1, math.ceil(ttl * 1000))
+
+    # -- sync side --------------------------------------------------------------------------------
+    def get(self, key: str) -> bytes | None:
+        with self._errors("GET"):
+            value: bytes | None = self._client().get(self._key(key))
+        return value
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        px = self._px(ttl)
+        with self._errors("SET"):
+            self._client().set(self._key(key), value, px=px)
+
+    def delete(self, key: str) -> None:
+        with self._errors("UNLINK"):
+            self._client().unlink(self._key(key))
+
+    def clear(self) -> None:
+        pattern = glob_escape(self.key_prefix) + "*"
+        with self._errors("SCAN/UNLINK"):
+            client = self._client()
+            batch: list[bytes] = []
+            for key in client.scan_iter(match=pattern, count=BATCH):
+                batch.append(key)
+                if len(batch) >= BATCH:
+                    _unlink(client, batch)
+                    batch = []
+            _unlink(client, batch)
+
+    def close(self) -> None:
+        with self._lock:
+            client, self._sync = self._sync, None
+        if client is not None:
+            client.close()
+        self._async.drop()
+
+    def get_many(self, keys: Iterable[str]) -> list[bytes | None]:
+        keys = list(keys)
+        if not keys:
+            return []
+        with self._errors("GET (pipelined)"), self._client().pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.get(self._key(key))
+            values: list[bytes | None] = pipe.execute()
+        return values
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        px = self._px(ttl)
+        if not items:
+            return
+        with self._errors("SET (pipelined)"), self._client().pipeline(transaction=False) as pipe:
+            for key, value in items.items():
+                pipe.set(self._key(key), value, px=px)
+            pipe.execute()
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        with self._errors("UNLINK (pipelined)"):
+            _unlink(self._client(), [self._key(k) for k in keys])
+
+    def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        px = self._px(ttl)
+        with self._errors("SET NX"):
+            return bool(self._client().set(self._key(key), value, px=px, nx=True))
+
+    def iter_keys(self, prefix: str = "") -> Iterator[str]:
+        # SCAN MATCH on the escaped prefix (every primary of a cluster), in batches: O(keys in
+        # the database), for occasional use such as LangChain's yield_keys, never per request.
+        start, pattern = len(self.key_prefix), glob_escape(self.key_prefix + prefix) + "*"
+        with self._errors("SCAN"):
+            for key in self._client().scan_iter(match=pattern, count=BATCH):
+                yield (key.decode() if isinstance(key, bytes) else key)[start:]
+
+    # -- async side (native redis.asyncio) ------------------------------------------------------
+    async def aget(self, key: str) -> bytes | None:
+        with self._errors("GET"):
+            client = await self._aclient()
+            value: bytes | None = await client.get(self._key(key))
+        return value
+
+    async def aset(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        px = self._px(ttl)
+        with self._errors("SET"):
+            client = await self._aclient()
+            await client.set(self._key(key), value, px=px)
+
+    async def adelete(self, key: str) -> None:
+        with self._errors("UNLINK"):
+            client = await self._aclient()
+            await client.unlink(self._key(key))
+
+    async def aclear(self) -> None:
+        pattern = glob_escape(self.key_prefix) + "*"
+        with self._errors("SCAN/UNLINK"):
+            client = await self._aclient()
+            batch: list[bytes] = []
+            async for key in client.scan_iter(match=pattern, count=BATCH):
+                batch.append(key)
+                if len(batch) >= BATCH:
+                    await _aunlink(client, batch)
+                    batch = []
+            await _aunlink(client, batch)
+
+    async def aclose(self) -> None:
+        await self._async.aclose()
+        self.close()
+
+    async def aget_many(self, keys: Iterable[str]) -> list[bytes | None]:
+        keys = list(keys)
+        if not keys:
+            return []
+        with self._errors("GET (pipelined)"):
+            client = await self._aclient()
+            async with client.pipeline(transaction=False) as pipe:
+                for key in keys:
+                    pipe.get(self._key(key))
+                values: list[bytes | None] = await pipe.execute()
+        return values
+
+    async def aset_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        px = self._px(ttl)
+        if not items:
+            return
+        with self._errors("SET (pipelined)"):
+            client = await self._aclient()
+            async with client.pipeline(transaction=False) as pipe:
+                for key, value in items.items():
+                    pipe.set(self._key(key), value, px=px)
+                await pipe.execute()
+
+    async def adelete_many(self, keys: Iterable[str]) -> None:
+        full = [self._key(k) for k in keys]
+        with self._errors("UNLINK (pipelined)"):
+            await _aunlink(await self._aclient(), full)
+
+    async def aadd(self, key: str, value: bytes, ttl: float | None = None) -> bool:
+        px = self._px(ttl)
+        with self._errors("SET NX"):
+            client = await self._aclient()
+            return bool(await client.set(self._key(key), value, px=px, nx=True))
+
+    async def aiter_keys(self, prefix: str = "") -> AsyncIterator[str]:
+        start, pattern = len(self.key_prefix), glob_escape(self.key_prefix + prefix) + "*"
+        with self._errors("SCAN"):
+            client = await self._aclient()
+            async for key in client.scan_iter(match=pattern, count=BATCH):
+                yield (key.decode() if isinstance(key, bytes) else key)[start:]
+
+    # -- introspection --------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        pattern = glob_escape(self.key_prefix) + "*"
+        with self._errors("INFO"):
+            client = self._client()
+            server, memory = client.info("server"), client.info("memory")
+            keys = client.scan_iter(match=pattern, count=BATCH)
+            entries = sum(1 for _ in itertools.islice(keys, INFO_SCAN_LIMIT))
+        return {
+            "server": self.url.where,
+            "tls": self.url.tls,
+            "entries": entries if entries < INFO_SCAN_LIMIT else f">={INFO_SCAN_LIMIT}",
+            "redis_version": server.get("valkey_version") or server.get("redis_version"),
+            "used_memory": memory.get("used_memory"),
+            "maxmemory": memory.get("maxmemory"),
+            "maxmemory_policy": memory.get("maxmemory_policy"),
+        }
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url.where!r}, namespace={self.namespace!r})"
+
+
+# A pipeline of single-key UNLINKs: one round trip on a node, one per node on a cluster, and no
+# CROSSSLOT (a multi-key UNLINK fails on a cluster when the keys live in different slots).
+def _unlink(client: Any, keys: Sequence[bytes | str]) -> None:
+    if keys:
+        with client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.execute_command("UNLINK", key)
+            pipe.execute()
+
+
+async def _aunlink(client: Any, keys: Sequence[bytes | str]) -> None:
+    if keys:
+        async with client.pipeline(transaction=False) as pipe:
+            for key in keys:
+                pipe.execute_command("UNLINK", key)
+            await pipe.execute()
