@@ -286,7 +286,7 @@ class Bench:
             self.closers.append(sync_client.close)
             self.aclosers.append(async_client.aclose)
             ours = self.ours(url, workload)
-            rkey = ours.cache.backend.full_key(self.key_of(ours))
+            rkey = ours.cache.backend._key(self.key_of(ours))
             self.ours_value(ours, "llmcache redis://", workload, server=(sync_client, rkey))
             self.add(
                 "raw redis-py GET",
@@ -324,7 +324,7 @@ class Bench:
                 f"momento://llmcache?local={self.momento.address}", workload, namespace=workload
             )
             value = self.ours_value(ours, "llmcache momento://", workload, server=None)
-            mkey = ours.cache.backend.full_key(self.key_of(ours))
+            mkey = ours.cache.backend._key(self.key_of(ours))
             client.set("raw", mkey, value)
 
             def raw_get(k: str = mkey) -> bytes | None:
@@ -379,7 +379,7 @@ class Bench:
         key = self.key_of(cache)
         value = backend.get(key)
         assert value is not None
-        full = backend.full_key(key)
+        full = backend._key(key)
         usage = None
         if server is not None:
             client, rkey = server
@@ -730,7 +730,7 @@ def to_json(bench: Bench, meta: dict[str, Any]) -> dict[str, Any]:
 
 # -- profile ----------------------------------------------------------------------------------
 _CATEGORIES = [
-    ("key policy (llmcache/keys.py: parse, canonicalise, hash)", ("llmcache/keys.py",)),
+    ("key policy (llmcache/keys/: parse, canonicalise, hash)", ("llmcache/keys/",)),
     ("codec (envelope check, zlib, orjson)", ("llmcache/codec.py", "zlib", "orjson")),
     (
         "generations: pydantic build / copy of the message",
@@ -789,7 +789,7 @@ def profile(backend: str, hits: int) -> str:
 
             assert redis_server is not None
             client = redis.Redis.from_url(redis_server.url)
-            full = store.full_key(key)
+            full = store._key(key)
             layers["raw redis-py GET"] = lambda: client.get(full)
         layers["llmcache backend.get (store op + wrapper)"] = lambda: store.get(key)
         layers["key policy: policy.decide"] = lambda: cache.cache.policy.decide(PROMPT, LLM_STRING)

@@ -16,9 +16,8 @@ from typing import Any
 from llmcache._breaker import CircuitBreaker
 from llmcache.backends.base import Backend
 from llmcache.cache import LLMCache
-from llmcache.config import load_settings
 from llmcache.codec import Codec
-from llmcache.config import Settings
+from llmcache.config import Settings, load_settings
 from llmcache.errors import (
     BackendError,
     BackendUnavailable,

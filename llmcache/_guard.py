@@ -105,6 +105,11 @@ class Guard:
             raise BackendError(f"{self.what} {op} failed: {exc}") from exc
         self._warn(op, exc, outcome)
 
+    def note(self, op: str, exc: BaseException, outcome: str) -> None:
+        """Log a problem that is not a store fault (an answer that cannot be stored), once per
+        burst like faults; nothing is counted here and nothing raised."""
+        self._warn(op, exc, outcome)
+
     @contextmanager
     def run(self, op: str, outcome: str = "serving misses") -> Iterator[Flag]:
         """``with guard.run(op) as ok:`` runs a store operation; ``ok`` says if it succeeded."""

@@ -27,7 +27,6 @@ from llmcache._guard import Guard, OnError, check_ttl
 from llmcache.backends.base import Backend
 from llmcache.codec import Codec
 from llmcache.config import Settings, encryption_keys, load_settings
-from llmcache.errors import CodecError
 from llmcache.keys import KeyDecision, KeyPolicy
 from llmcache.registry import backend_from_settings, create_backend
 from llmcache.stats import Stats
@@ -123,6 +122,7 @@ class LLMCache:
             codec=Codec(
                 compress_min_bytes=settings.compress_min_bytes,
                 encryption_keys=encryption_keys(settings),
+                max_decoded_bytes=settings.max_decoded_bytes,
             ),
             ttl=settings.ttl,
             on_error=settings.on_error,
@@ -285,7 +285,16 @@ class LLMCache:
         stored = self._stored_answers(decision.key, data) or []
         if len(stored) >= decision.samples:
             return None
-        return self.codec.encode(decision.key, [*stored, answer])
+        try:
+            return self.codec.encode(decision.key, [*stored, answer])
+        except Exception as exc:  # CodecError: not JSON (a set, a lone surrogate), too big
+            self.unstorable(exc)
+            return None
+
+    def unstorable(self, exc: Exception) -> None:
+        """Count an answer that cannot be stored (logged once per burst); never raised."""
+        self.stats.incr("unstorable")
+        self.guard.note("update", exc, "not caching that answer")
 
     def _count_write(self, payload: bytes) -> None:
         self.stats.incr("writes")
@@ -296,7 +305,7 @@ class LLMCache:
             return None
         try:
             answers = self.codec.decode(key, data)
-        except CodecError as exc:
+        except Exception as exc:  # CodecError; nothing a stored value holds may raise to callers
             self.stats.incr("decode_errors")
             log.debug("llmcache: undecodable value under %s: %s", key, exc)
             return None
@@ -325,7 +334,7 @@ class LLMCache:
             return None
         try:
             answers = [self.materialize(a) for a in answers]
-        except CodecError as exc:
+        except Exception as exc:  # CodecError, or a materializer's own bug: a miss, not a raise
             self.stats.incr("decode_errors")
             log.debug("llmcache: stored answer under %s rejected: %s", key, exc)
             return None

@@ -19,10 +19,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from llmcache._bench_cli import bench
-from llmcache.cache import DEFAULT_TTL, LLMCache
 from llmcache.backends.base import describe
-from llmcache.config import load_settings
-from llmcache.config import Settings
+from llmcache.cache import DEFAULT_TTL, LLMCache
+from llmcache.config import Settings, load_settings
 from llmcache.errors import LLMCacheError
 from llmcache.registry import redact_url
 from llmcache.replay import DEFAULT_INPUT_PRICE, DEFAULT_OUTPUT_PRICE, DEFAULT_POLICIES

@@ -25,8 +25,6 @@ Example::
 
 from __future__ import annotations
 
-from llmcache import _defaults
-
 import base64
 import binascii
 import hashlib
@@ -37,6 +35,7 @@ from typing import Any
 
 import orjson
 
+from llmcache import _defaults
 from llmcache.errors import CodecError, ConfigError
 
 __all__ = ["FORMAT", "MAGIC", "Codec", "new_encryption_key"]
@@ -82,6 +81,8 @@ class Codec:
 
     ``encryption_keys``: URL-safe base64 256-bit keys; the first encrypts, all decrypt (rotation:
     put the new key first and keep the old ones until their entries expire).
+    ``max_decoded_bytes``: a value whose body is (or decompresses to) more is refused, so a
+    decompression bomb in the store costs a miss, not the process's memory.
     """
 
     def __init__(
@@ -90,7 +91,11 @@ class Codec:
         compress_min_bytes: int | None = DEFAULT_COMPRESS_MIN_BYTES,
         level: int = 6,
         encryption_keys: Sequence[str] = (),
+        max_decoded_bytes: int = _defaults.MAX_DECODED_BYTES,
     ) -> None:
+        if isinstance(max_decoded_bytes, bool) or max_decoded_bytes < 1:
+            raise ConfigError(f"invalid max_decoded_bytes {max_decoded_bytes!r}: a positive int")
+        self.max_decoded_bytes = max_decoded_bytes
         self.compress_min_bytes = compress_min_bytes
         self.level = level
         self._ciphers: dict[bytes, Any] = {}
@@ -119,8 +124,12 @@ class Codec:
         """Serialise ``payload`` (JSON types only) for storage under ``key``."""
         try:
             body = orjson.dumps(payload)
-        except TypeError as exc:
+        except TypeError as exc:  # orjson.JSONEncodeError: sets, Decimals, lone surrogates, ...
             raise CodecError(f"value is not JSON-serialisable: {exc}") from exc
+        if len(body) > self.max_decoded_bytes:
+            raise CodecError(
+                f"value of {len(body)} bytes is over max_decoded_bytes={self.max_decoded_bytes}"
+            )
         flags = 0
         if self.compress_min_bytes is not None and len(body) >= self.compress_min_bytes:
             packed = zlib.compress(body, self.level)
@@ -152,10 +161,24 @@ class Codec:
             raise CodecError("value is not encrypted, and this cache accepts only sealed values")
         try:
             if flags & _FLAG_ZLIB:
-                body = zlib.decompress(body)
+                body = self._inflate(body)
+            elif len(body) > self.max_decoded_bytes:
+                raise CodecError(f"value is over max_decoded_bytes={self.max_decoded_bytes}")
             return orjson.loads(body)
         except (zlib.error, orjson.JSONDecodeError) as exc:
             raise CodecError(f"corrupt value: {exc}") from exc
+
+    def _inflate(self, body: bytes) -> bytes:
+        """zlib-decompress at most ``max_decoded_bytes`` (more is a bomb, or not ours)."""
+        inflater = zlib.decompressobj()
+        out = inflater.decompress(body, self.max_decoded_bytes + 1)
+        if len(out) > self.max_decoded_bytes or inflater.unconsumed_tail:
+            raise CodecError(
+                f"value decompresses to more than max_decoded_bytes={self.max_decoded_bytes}"
+            )
+        if not inflater.eof:
+            raise CodecError("corrupt value: truncated zlib stream")
+        return out
 
     def _unseal(self, data: bytes) -> bytes:
         if not self._ciphers:

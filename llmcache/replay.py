@@ -1,17 +1,7 @@
-"""Request logs: write them from LangChain, replay them through key policies without a model.
+"""Replay a request log through key policies without a model: hits, misses and savings.
 
-A request log is JSON Lines, one request per line (see ``docs/replay.md``)::
-
-    {"ts": 1718000000.5, "prompt": "<prompt as LangChain passes it>", "llm_string": "<as passed>",
-     "usage": {"input_tokens": 31, "output_tokens": 120}}
-
-or, written by hand or exported from elsewhere, the chat form::
-
-    {"ts": 1718000000.5, "messages": [{"role": "user", "content": "What is a cache?"}],
-     "model": "gpt-4o-mini", "params": {"temperature": 0.7},
-     "usage": {"input_tokens": 31, "output_tokens": 120}}
-
-:func:`replay` runs every request through a simulated cache per temperature mode (no store, no
+:func:`replay` runs every request of a log (see :mod:`llmcache.requestlog` for the writer and
+``docs/replay.md`` for the format) through a simulated cache per temperature mode (no store, no
 model: a dict of key -> (stored_at, answers stored)) and reports hits, misses, bypasses and the
 tokens and money the hits would have saved::
 
@@ -21,28 +11,27 @@ tokens and money the hits would have saved::
     for result in report.results:
         print(result.policy, result.hits, f"{result.hit_rate:.1%}")
 
-:class:`RequestRecorder` appends such lines; ``LangChainCache(..., record_to=path)`` uses it.
+Used by ``llmcache replay`` only; the reader of log lines (:func:`read_requests`,
+:func:`parse_request`, :func:`chat_request`) is re-exported here.
 """
 
 from __future__ import annotations
 
-import atexit
-import contextlib
-import json
-import logging
 import os
-import threading
-import time
-import weakref
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
-from llmcache.cache import DEFAULT_TTL
-from llmcache.errors import ConfigError, LLMCacheError
+from llmcache import _defaults
+from llmcache._replay_log import (
+    LogLineError,
+    Request,
+    chat_request,
+    parse_request,
+    read_requests,
+)
+from llmcache.errors import ConfigError
 from llmcache.keys import KeyPolicy, TemperatureMode
 
 __all__ = [
@@ -53,14 +42,11 @@ __all__ = [
     "PolicyResult",
     "ReplayReport",
     "Request",
-    "RequestRecorder",
     "chat_request",
     "parse_request",
     "read_requests",
     "replay",
 ]
-
-log = logging.getLogger("llmcache")
 
 #: the four temperature modes, compared by default.
 DEFAULT_POLICIES: tuple[str, ...] = ("include", "ignore", "bypass_above:0.5", "sample:3")
@@ -70,176 +56,7 @@ DEFAULT_INPUT_PRICE = 0.15
 DEFAULT_OUTPUT_PRICE = 0.60
 
 _MAX_ERRORS_KEPT = 20  # bad lines listed in a report (all are counted)
-_MEMO_SIZE = 65_536  # distinct requests whose conversion / key decision is remembered
-
-
-class LogLineError(LLMCacheError):
-    """A line of a request log that is not a request; names the file and line number."""
-
-    def __init__(self, message: str, *, line_no: int, source: str = "") -> None:
-        where = f"{source} line {line_no}" if source else f"line {line_no}"
-        super().__init__(f"{where}: {message}")
-        self.line_no = line_no
-        self.reason = message
-
-
-# --------------------------------------------------------------------------- the format
-
-
-@dataclass(frozen=True, slots=True)
-class Request:
-    """One logged request: when, what LangChain passed to the cache, and its token usage."""
-
-    ts: float
-    prompt: str
-    llm_string: str
-    input_tokens: int | None = None
-    output_tokens: int | None = None
-
-
-# LangChain's own names for message types (langchain_core.load.dumps of a list of messages).
-_ROLES: dict[str, tuple[str, str]] = {
-    "user": ("HumanMessage", "human"),
-    "human": ("HumanMessage", "human"),
-    "assistant": ("AIMessage", "ai"),
-    "ai": ("AIMessage", "ai"),
-    "system": ("SystemMessage", "system"),
-    "tool": ("ToolMessage", "tool"),
-}
-
-
-# fields LangChain's dumps() writes even when left at their defaults
-_DEFAULTS: dict[str, tuple[tuple[str, Any], ...]] = {
-    "ai": (("tool_calls", []), ("invalid_tool_calls", [])),
-    "tool": (("status", "success"),),
-}
-
-
-def chat_request(
-    messages: Sequence[Mapping[str, Any]], model: str, params: Mapping[str, Any] | None = None
-) -> tuple[str, str]:
-    """The ``(prompt, llm_string)`` pair of a chat call, built the way LangChain builds it.
-
-    The prompt is what ``langchain_core.load.dumps(messages)`` gives for plain messages
-    (``role`` user/human, assistant/ai, system, tool; extra fields such as ``tool_call_id`` go
-    into the message's kwargs). The llm_string is LangChain's ``str(sorted(params.items()))``
-    form with ``_type="chat"`` and ``model`` added: a chat model that is not serialisable.
-    """
-    out: list[dict[str, Any]] = []
-    for i, message in enumerate(messages):
-        if not isinstance(message, Mapping):
-            raise ValueError(f"messages[{i}] is not an object")
-        role = message.get("role")
-        if not isinstance(role, str) or role not in _ROLES:
-            raise ValueError(f"messages[{i}].role {role!r} is not one of {sorted(_ROLES)}")
-        content = message.get("content")
-        if not isinstance(content, (str, list)):
-            raise ValueError(f"messages[{i}].content must be text or a list of content blocks")
-        cls, kind = _ROLES[role]
-        kwargs: dict[str, Any] = {"content": content, "type": kind}
-        kwargs.update((k, v) for k, v in message.items() if k not in ("role", "content", "type"))
-        for name, default in _DEFAULTS.get(kind, ()):
-            kwargs.setdefault(name, default)
-        out.append(
-            {
-                "lc": 1,
-                "type": "constructor",
-                "id": ["langchain", "schema", "messages", cls],
-                "kwargs": kwargs,
-            }
-        )
-    llm_params: dict[str, Any] = {"_type": "chat", "model": model, **(params or {})}
-    return json.dumps(out), str(sorted(llm_params.items()))
-
-
-_CHAT_MEMO: dict[bytes, tuple[str, str]] = {}
-
-
-def _chat_request_memo(
-    messages: list[Any], model: str, params: dict[str, Any] | None
-) -> tuple[str, str]:
-    """:func:`chat_request`, remembered: a log repeats the same conversations many times."""
-    try:
-        memo_key = orjson.dumps([messages, model, params])
-    except TypeError:  # pragma: no cover - decoded JSON always dumps
-        return chat_request(messages, model, params)
-    pair = _CHAT_MEMO.get(memo_key)
-    if pair is None:
-        pair = chat_request(messages, model, params)
-        if len(_CHAT_MEMO) >= _MEMO_SIZE:
-            _CHAT_MEMO.clear()
-        _CHAT_MEMO[memo_key] = pair
-    return pair
-
-
-def _tokens(usage: Mapping[str, Any], name: str) -> int | None:
-    value = usage.get(name)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"usage.{name} must be a non-negative integer, not {value!r}")
-    return value
-
-
-def parse_request(obj: Any) -> Request:
-    """Read one decoded log line; :class:`ValueError` says what is wrong with it."""
-    if not isinstance(obj, dict):
-        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
-    ts = obj.get("ts")
-    if isinstance(ts, bool) or not isinstance(ts, (int, float)):
-        raise ValueError('"ts" (unix seconds, a number) is missing or not a number')
-    if "messages" in obj:
-        messages, model, params = obj["messages"], obj.get("model"), obj.get("params")
-        if not isinstance(messages, list) or not messages:
-            raise ValueError('"messages" must be a non-empty list of {"role", "content"}')
-        if not isinstance(model, str) or not model:
-            raise ValueError('"model" (text) is required with "messages"')
-        if params is not None and not isinstance(params, dict):
-            raise ValueError('"params" must be an object, e.g. {"temperature": 0.7}')
-        prompt, llm_string = _chat_request_memo(messages, model, params)
-    else:
-        raw_prompt, raw_llm_string = obj.get("prompt"), obj.get("llm_string")
-        if not isinstance(raw_prompt, str) or not isinstance(raw_llm_string, str):
-            raise ValueError('expected "prompt" and "llm_string" (text), or "messages" and "model"')
-        prompt, llm_string = raw_prompt, raw_llm_string
-    usage = obj.get("usage")
-    input_tokens = output_tokens = None
-    if usage is not None:
-        if not isinstance(usage, dict):
-            raise ValueError('"usage" must be an object {"input_tokens", "output_tokens"}')
-        input_tokens = _tokens(usage, "input_tokens")
-        output_tokens = _tokens(usage, "output_tokens")
-    return Request(float(ts), prompt, llm_string, input_tokens, output_tokens)
-
-
-def read_requests(
-    lines: Iterable[str | bytes],
-    *,
-    source: str = "",
-    errors: list[LogLineError] | None = None,
-) -> Iterator[Request]:
-    """Parse log lines (blank lines are skipped).
-
-    A bad line raises :class:`LogLineError` naming its number, unless ``errors`` is a list: then
-    the error is appended there and the line skipped.
-    """
-    loads = orjson.loads
-    for line_no, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            request = parse_request(loads(line))
-        except (orjson.JSONDecodeError, ValueError) as exc:
-            if isinstance(exc, orjson.JSONDecodeError):
-                reason = f"not JSON ({exc.msg} at column {exc.colno})"
-            else:
-                reason = str(exc)
-            error = LogLineError(reason, line_no=line_no, source=source)
-            if errors is None:
-                raise error from None
-            errors.append(error)
-            continue
-        yield request
+_MEMO_SIZE = 65_536  # distinct requests whose key decision is remembered
 
 
 # --------------------------------------------------------------------------- the replay
@@ -388,7 +205,7 @@ def replay(
     log: str | os.PathLike[str] | Iterable[str | bytes],
     policies: Sequence[str | TemperatureMode] = DEFAULT_POLICIES,
     *,
-    ttl: float | None = DEFAULT_TTL,
+    ttl: float | None = _defaults.TTL,
     skip_bad: bool = False,
     input_price: float = DEFAULT_INPUT_PRICE,
     output_price: float = DEFAULT_OUTPUT_PRICE,
@@ -452,136 +269,3 @@ def _run(requests: Iterable[Request], sims: list[_Simulated], report: ReplayRepo
     report.first_ts = first
     report.last_ts = latest if first is not None else None
     report.out_of_order = out_of_order
-
-
-# --------------------------------------------------------------------------- the recorder
-
-_FLUSH_BYTES = 64 * 1024
-_FLUSH_SECONDS = 1.0
-_RECORDERS: weakref.WeakSet[RequestRecorder] = weakref.WeakSet()
-
-
-class RequestRecorder:
-    """Appends request-log lines to a file: buffered, thread-safe, never raising on write.
-
-    Lines are buffered and written with one ``write`` of whole lines to a file opened with
-    ``O_APPEND`` (so several processes may share one log), when 64 KiB are pending, when a
-    second has passed since the last write, before ``os.fork`` and at exit, and on
-    :meth:`flush` / :meth:`close`. The first failed write is logged and recording stops.
-
-    The log holds prompt text: treat it like the prompts themselves.
-    """
-
-    def __init__(self, path: str | os.PathLike[str]) -> None:
-        self.path = Path(path)
-        try:
-            self._fd: int | None = os.open(
-                self.path,
-                os.O_WRONLY | os.O_APPEND | os.O_CREAT | getattr(os, "O_CLOEXEC", 0),
-                0o600,
-            )
-        except OSError as exc:
-            raise ConfigError(f"cannot open request log {str(self.path)!r}: {exc}") from exc
-        self._lock = threading.Lock()
-        self._pending: list[bytes] = []
-        self._pending_bytes = 0
-        self._last_write = time.monotonic()
-        self.lines = 0  # lines accepted
-        self.failed = False
-        _RECORDERS.add(self)
-
-    def record(
-        self,
-        prompt: str,
-        llm_string: str,
-        usage: Mapping[str, int] | None = None,
-        *,
-        hit: bool | None = None,
-    ) -> None:
-        """Append one request (``hit`` is informational: replay ignores it)."""
-        if self.failed:
-            return
-        try:
-            doc: dict[str, Any] = {
-                "ts": round(time.time(), 3),
-                "prompt": prompt,
-                "llm_string": llm_string,
-            }
-            if usage:
-                doc["usage"] = usage
-            if hit is not None:
-                doc["hit"] = hit
-            line = orjson.dumps(doc) + b"\n"
-            with self._lock:
-                self._pending.append(line)
-                self._pending_bytes += len(line)
-                self.lines += 1
-                now = time.monotonic()
-                if self._pending_bytes >= _FLUSH_BYTES or now - self._last_write >= _FLUSH_SECONDS:
-                    self._write_locked(now)
-        except Exception as exc:
-            self._fail(exc)
-
-    def flush(self) -> None:
-        """Write pending lines now."""
-        if self.failed:
-            return
-        try:
-            with self._lock:
-                self._write_locked(time.monotonic())
-        except Exception as exc:
-            self._fail(exc)
-
-    def close(self) -> None:
-        """Flush and close the file (later records are dropped)."""
-        self.flush()
-        with self._lock:
-            fd, self._fd = self._fd, None
-            self.failed = True  # nothing more to write to
-        if fd is not None:
-            with contextlib.suppress(OSError):
-                os.close(fd)
-
-    def _write_locked(self, now: float) -> None:
-        self._last_write = now
-        if not self._pending or self._fd is None:
-            return
-        data = memoryview(b"".join(self._pending))
-        self._pending.clear()
-        self._pending_bytes = 0
-        while data:
-            written = os.write(self._fd, data)
-            data = data[written:]
-
-    def _fail(self, exc: Exception) -> None:
-        with self._lock:
-            if self.failed:
-                return
-            self.failed = True
-            self._pending.clear()
-        log.warning(
-            "llmcache: writing request log %s failed (%s); recording stopped", self.path, exc
-        )
-
-    def _after_fork_in_child(self) -> None:
-        self._lock = threading.Lock()
-        self._pending = []
-        self._pending_bytes = 0
-
-    def __repr__(self) -> str:
-        return f"RequestRecorder({str(self.path)!r}, lines={self.lines})"
-
-
-def _flush_all() -> None:
-    for recorder in list(_RECORDERS):
-        recorder.flush()
-
-
-def _reset_in_child() -> None:
-    for recorder in list(_RECORDERS):
-        recorder._after_fork_in_child()
-
-
-atexit.register(_flush_all)
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_flush_all, after_in_child=_reset_in_child)

@@ -20,13 +20,8 @@ from typer.testing import CliRunner
 from llmcache import ConfigError, KeyPolicy
 from llmcache.adapters.langchain import LangChainCache
 from llmcache.cli import app
-from llmcache.replay import (
-    LogLineError,
-    RequestRecorder,
-    chat_request,
-    parse_request,
-    replay,
-)
+from llmcache.replay import LogLineError, chat_request, parse_request, replay
+from llmcache.requestlog import RequestRecorder
 from tests.fakes import CountingChat
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -270,7 +265,7 @@ def test_recorder_buffers_then_flushes_and_a_failed_write_never_raises(
     def broken_write(fd: int, data: Any) -> int:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr("llmcache.replay.os.write", broken_write)
+    monkeypatch.setattr("llmcache.requestlog.os.write", broken_write)
     with caplog.at_level(logging.WARNING, logger="llmcache"):
         for _ in range(3):
             model.invoke("two")

@@ -35,8 +35,7 @@ from llmcache.adapters.langchain_history import LangChainChatHistory
 from llmcache.adapters.langchain_store import LangChainByteStore
 from llmcache.cache import LLMCache
 from llmcache.config import Settings
-from llmcache.errors import CodecError
-from llmcache.replay import RequestRecorder
+from llmcache.requestlog import RequestRecorder
 
 __all__ = ["LangChainByteStore", "LangChainCache", "LangChainChatHistory"]
 
@@ -134,7 +133,7 @@ class LangChainCache(BaseCache):
         if self.cache.materialize is not generations_from_json:
             try:
                 answer = generations_from_json(answer)
-            except CodecError as exc:
+            except Exception as exc:
                 # Written by a foreign or broken client: a miss, never a wrong answer.
                 self.cache.stats.incr("decode_errors")
                 log.debug("llmcache: cached generations do not decode: %s", exc)
@@ -144,8 +143,8 @@ class LangChainCache(BaseCache):
     def _answer(self, generations: Sequence[Generation]) -> list[dict[str, Any]] | None:
         try:
             return generations_to_json(list(generations))
-        except (CodecError, ValueError, TypeError) as exc:
-            log.warning("llmcache: not caching an answer that does not serialise: %s", exc)
+        except Exception as exc:  # an odd generation type, or a model_dump that fails
+            self.cache.unstorable(exc)
             return None
 
     def __repr__(self) -> str:
@@ -153,22 +152,36 @@ class LangChainCache(BaseCache):
 
 
 def _copy(generation: Generation) -> Generation:
-    """A fresh generation (and message) sharing the field values.
+    """A fresh generation (and message) whose lists and dicts are fresh too.
 
-    LangChain reassigns ``generation.message`` on a hit (to zero its cost), so every hit needs
-    its own objects; a shallow copy costs ~1 us where rebuilding costs ~25 us.
+    Every hit gets its own objects: LangChain reassigns ``generation.message`` on a hit, and a
+    caller may edit ``tool_calls[0]["args"]``, content blocks or ``response_metadata`` in place;
+    neither may change what the next caller of the same request gets. Copying the JSON-shaped
+    containers costs a few us where rebuilding the pydantic objects costs ~25 us.
     """
     message = getattr(generation, "message", None)
-    copied = _shallow(generation)
+    copied = _isolated(generation)
     if message is not None:
-        copied.__dict__["message"] = _shallow(message)
+        copied.__dict__["message"] = _isolated(message)
     return copied
 
 
-def _shallow(model: M) -> M:
-    """``model.model_copy()`` without its per-field ``copy.copy`` calls (same pydantic slots)."""
+def _deep(value: Any) -> Any:
+    """A copy of a JSON-shaped value: dicts and lists copied all the way down."""
+    if isinstance(value, dict):
+        return {k: _deep(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_deep(v) for v in value]
+    return value
+
+
+def _isolated(model: M) -> M:
+    """``model.model_copy(deep=True)`` for our JSON-shaped fields, without pydantic's cost."""
     new = model.__class__.__new__(model.__class__)
-    object.__setattr__(new, "__dict__", model.__dict__.copy())
+    fields = {
+        k: _deep(v) if isinstance(v, dict | list) else v for k, v in model.__dict__.items()
+    }
+    object.__setattr__(new, "__dict__", fields)
     object.__setattr__(new, "__pydantic_fields_set__", set(model.__pydantic_fields_set__))
     extra, private = model.__pydantic_extra__, model.__pydantic_private__
     object.__setattr__(new, "__pydantic_extra__", None if extra is None else dict(extra))

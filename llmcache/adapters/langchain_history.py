@@ -44,7 +44,7 @@ from llmcache.backends import capabilities as cap
 from llmcache.backends.base import Backend
 from llmcache.codec import Codec
 from llmcache.config import Settings, encryption_keys, load_settings
-from llmcache.errors import CodecError, ConfigError
+from llmcache.errors import ConfigError
 from llmcache.registry import backend_from_settings, create_backend
 
 __all__ = ["DEFAULT_NAMESPACE", "LangChainChatHistory"]
@@ -78,6 +78,8 @@ class LangChainChatHistory(BaseChatMessageHistory):
         if max_messages is not None and (isinstance(max_messages, bool) or max_messages < 1):
             raise ConfigError(f"invalid max_messages {max_messages!r}: a positive integer or None")
         self.backend = backend
+        #: Stored elements that did not decode into a message (skipped, never raised).
+        self.skipped_messages = 0
         self._lists = cap.require(backend, cap.Lists, "keep chat history (no list operations)")
         self.session_id = session_id
         self.ttl = ttl
@@ -178,7 +180,8 @@ class LangChainChatHistory(BaseChatMessageHistory):
                 else:
                     data = orjson.loads(value)
                 out.append(message_from_json(data))
-            except (CodecError, orjson.JSONDecodeError) as exc:
+            except Exception as exc:  # CodecError, JSONDecodeError, a forged shape: skip it
+                self.skipped_messages += 1
                 log.warning(
                     "llmcache: skipping a message of session %r that does not decode: %s",
                     self.session_id,
