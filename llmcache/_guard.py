@@ -10,11 +10,13 @@ goes through it:
 - ``guard.success()`` when it answered; or ``with guard.run(op) as ok:`` for the three together.
 
 Any ``Exception`` is a fault, not only :class:`~llmcache.errors.BackendError`: a buggy driver
-must not fail the LLM call either. Cancellation (a ``BaseException``) passes through.
+must not fail the LLM call either. A ``CancelledError`` is the caller's own only when the
+caller's task is being cancelled; one that a driver's inner task raised is a fault too.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -27,7 +29,14 @@ from llmcache._breaker import CircuitBreaker
 from llmcache.errors import BackendError, ConfigError
 from llmcache.stats import Stats
 
-__all__ = ["FAULT_LOG_INTERVAL", "Guard", "OnError", "check_on_error", "check_ttl"]
+__all__ = [
+    "FAULT_LOG_INTERVAL",
+    "Guard",
+    "OnError",
+    "check_on_error",
+    "check_ttl",
+    "foreign_cancellation",
+]
 
 log = logging.getLogger("llmcache")
 
@@ -47,6 +56,18 @@ def check_ttl(ttl: float | None) -> float | None:
     if ttl is not None and (isinstance(ttl, bool) or not ttl > 0):
         raise ConfigError(f"invalid ttl {ttl!r}: must be a positive number of seconds")
     return ttl
+
+
+def foreign_cancellation(exc: BaseException) -> bool:
+    """True for a ``CancelledError`` that is not the current task's own cancellation (a driver's
+    inner task was cancelled): a store fault, not a reason to cancel the caller's call."""
+    if not isinstance(exc, asyncio.CancelledError):
+        return False
+    try:
+        task = asyncio.current_task()
+    except RuntimeError:  # no running loop
+        return True
+    return task is None or task.cancelling() == 0
 
 
 class Flag:
@@ -118,6 +139,10 @@ class Guard:
             yield flag
         except Exception as exc:
             self.fault(op, exc, outcome)
+        except asyncio.CancelledError as exc:
+            if not foreign_cancellation(exc):
+                raise
+            self.fault(op, RuntimeError("store call cancelled"), outcome)
         else:
             flag.ok = True
             self.breaker.success()

@@ -14,6 +14,7 @@ An *answer* is any JSON value (the LangChain adapter stores a list of generation
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -23,7 +24,7 @@ from typing import Any, Self
 
 from llmcache import _defaults
 from llmcache._breaker import CircuitBreaker
-from llmcache._guard import Guard, OnError, check_ttl
+from llmcache._guard import Guard, OnError, check_ttl, foreign_cancellation
 from llmcache.backends.base import Backend
 from llmcache.codec import Codec
 from llmcache.config import Settings, encryption_keys, load_settings
@@ -184,6 +185,11 @@ class LLMCache:
             data = await self.backend.aget(decision.key)
         except Exception as exc:
             self._lookup_failed(decision.key, exc)
+            return None
+        except asyncio.CancelledError as exc:
+            if not foreign_cancellation(exc):
+                raise  # the caller's own cancellation
+            self._lookup_failed(decision.key, RuntimeError("store call cancelled"))
             return None
         return self._looked_up(decision, data, start)
 

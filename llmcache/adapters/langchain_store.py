@@ -23,6 +23,7 @@ keys (Momento) :class:`~llmcache.errors.UnsupportedOperation`.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Self
 
@@ -30,7 +31,7 @@ from langchain_core.stores import ByteStore
 
 from llmcache import _defaults
 from llmcache._breaker import CircuitBreaker
-from llmcache._guard import Guard, OnError, check_ttl
+from llmcache._guard import Guard, OnError, check_ttl, foreign_cancellation
 from llmcache.backends import capabilities as cap
 from llmcache.backends.base import Backend
 from llmcache.config import Settings, load_settings
@@ -143,8 +144,10 @@ class LangChainByteStore(ByteStore):
             return [None] * len(keys)
         try:
             values = await cap.aget_many(self.backend, keys)
-        except Exception as exc:
-            return self._read_fault(exc, len(keys))
+        except (Exception, asyncio.CancelledError) as exc:
+            if not isinstance(exc, Exception) and not foreign_cancellation(exc):
+                raise
+            return self._read_fault(_fault_of(exc), len(keys))
         return self._read(values)
 
     async def amset(self, key_value_pairs: Sequence[tuple[str, bytes]]) -> None:
@@ -153,8 +156,10 @@ class LangChainByteStore(ByteStore):
             return
         try:
             await cap.aset_many(self.backend, items, self.ttl)
-        except Exception as exc:
-            self._fault("mset", exc, "skipping writes")
+        except (Exception, asyncio.CancelledError) as exc:
+            if not isinstance(exc, Exception) and not foreign_cancellation(exc):
+                raise
+            self._fault("mset", _fault_of(exc), "skipping writes")
             return
         self._wrote(items)
 
@@ -163,8 +168,10 @@ class LangChainByteStore(ByteStore):
             return
         try:
             await cap.adelete_many(self.backend, list(dict.fromkeys(keys)))
-        except Exception as exc:
-            self._fault("mdelete", exc, "skipping deletes")
+        except (Exception, asyncio.CancelledError) as exc:
+            if not isinstance(exc, Exception) and not foreign_cancellation(exc):
+                raise
+            self._fault("mdelete", _fault_of(exc), "skipping deletes")
             return
         self.breaker.success()
 
@@ -208,6 +215,10 @@ class LangChainByteStore(ByteStore):
 
     def __repr__(self) -> str:
         return f"LangChainByteStore({self.backend!r})"
+
+
+def _fault_of(exc: BaseException) -> Exception:
+    return exc if isinstance(exc, Exception) else RuntimeError("store call cancelled")
 
 
 def _items(pairs: Sequence[tuple[str, bytes]]) -> dict[str, bytes]:
