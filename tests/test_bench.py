@@ -33,7 +33,9 @@ def test_bench_measures_every_op_and_honours_the_hit_ratio(tmp_path: Path) -> No
         assert looked == 400
         assert 0.6 < len(ops["sync hit"].latencies) / looked < 0.9
         assert len(ops["async hit c=8"].latencies) == len(ops["sync hit"].latencies)
-        assert ops["async hit c=8"].summary()["ops_per_s"] > 0
+        summary = ops["async hit c=8"].summary()
+        # Throughput is hits over the time they took: consistent with the measured latencies.
+        assert 0 < summary["ops_per_s"] * summary["p50_ms"] / 1000 < 8 * 20
         # Stored entries are compressed JSON: smaller than the raw answer text they hold.
         raw = sum(len(json.dumps(a)) for a in make_answers(config)) / config.keys
         assert 0 < result.bytes_per_entry < raw

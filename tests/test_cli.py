@@ -38,8 +38,11 @@ def test_key_explains_and_temperature_mode_changes_it() -> None:
     assert include.exit_code == 0, include.output
     assert "temperature" in include.output
     key_of = re.compile(r'"key": "(v1:[0-9a-f]+)"')
-    assert key_of.search(include.output) and key_of.search(ignore.output)
-    assert key_of.search(include.output) != key_of.search(ignore.output)
+    include_key, ignore_key = key_of.search(include.output), key_of.search(ignore.output)
+    assert include_key is not None and ignore_key is not None
+    assert include_key.group(1) != ignore_key.group(1)  # the mode changes the key
+    again = key_of.search(runner.invoke(app, base).output)
+    assert again is not None and again.group(1) == include_key.group(1)  # and is stable
 
 
 def test_clear_stats_and_doctor_on_disk(tmp_path: Path) -> None:

@@ -87,6 +87,8 @@ def test_bad_settings_name_field_and_value(
 def test_from_settings_on_disk_url(tmp_path: Path) -> None:
     cache = LLMCache.from_settings(Settings(url=f"disk://{tmp_path}/c", options={"timeout": 1}))
     assert isinstance(cache.backend, DiskBackend)
+    assert cache.backend.options.timeout == 1.0  # the option reached the store
+    assert cache.backend.directory == tmp_path / "c"
     cache.close()
 
 

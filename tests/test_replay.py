@@ -175,7 +175,7 @@ def test_invalid_arguments_are_config_errors(tmp_path: Path) -> None:
         replay([], ttl=0)
     with pytest.raises(ConfigError, match="cannot read request log"):
         replay(tmp_path / "missing.jsonl")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="ts"):
         parse_request({"ts": True, "prompt": "a", "llm_string": "b"})
 
 
@@ -288,11 +288,16 @@ def test_record_to_an_unwritable_path_fails_at_construction(tmp_path: Path) -> N
     cache.close()
 
 
-def test_without_record_to_nothing_is_recorded(tmp_path: Path) -> None:
+def test_without_record_to_nothing_is_recorded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LLMCACHE_RECORD_TO", raising=False)
     cache = LangChainCache.from_url("memory://")
     assert cache.recorder is None
     FakeListChatModel(responses=["x"], cache=cache).invoke("hi")
     cache.close()
+    assert list(tmp_path.rglob("*")) == []  # no log file anywhere it could have gone
 
 
 # --------------------------------------------------------------------------- example and CLI
