@@ -26,7 +26,7 @@ from typing import Literal
 
 from llmcache import _defaults
 from llmcache._breaker import CircuitBreaker
-from llmcache.errors import BackendError, ConfigError
+from llmcache.errors import BackendError, ConfigError, PartialOutage
 from llmcache.stats import Stats
 
 __all__ = [
@@ -119,7 +119,8 @@ class Guard:
     def fault(self, op: str, exc: Exception, outcome: str = "serving misses") -> None:
         """Count ``exc``, trip the breaker, then re-raise (``on_error="raise"``) or log once."""
         self.stats.incr("errors")
-        self.breaker.failure()
+        if not isinstance(exc, PartialOutage):  # one sick node says nothing about the others
+            self.breaker.failure()
         if self.on_error == "raise":
             if isinstance(exc, BackendError):
                 raise exc

@@ -6,6 +6,7 @@
      ├── ConfigError              bad settings, URL or option (names the field and value)
      ├── BackendError             a store operation failed (driver error chained ``from``)
      │    ├── BackendUnavailable  the driver is not installed, or the store cannot be reached
+     │    │    └── PartialOutage   one part of the store (a cluster node) fails; the rest answers
      │    └── UnsupportedOperation  the store cannot do this at all (Momento cannot list keys)
      └── CodecError               bytes that are not ours, are corrupt, or need another key
 """
@@ -18,6 +19,7 @@ __all__ = [
     "CodecError",
     "ConfigError",
     "LLMCacheError",
+    "PartialOutage",
     "UnsupportedOperation",
 ]
 
@@ -36,6 +38,14 @@ class BackendError(LLMCacheError):
 
 class BackendUnavailable(BackendError):
     """The store's driver is missing or the store cannot be reached."""
+
+
+class PartialOutage(BackendUnavailable):
+    """One part of the store (a cluster node) failed or is skipped; the other parts answer.
+
+    Counted as a fault, but it does not open the cache-wide circuit breaker: the healthy parts
+    keep serving hits (the part's own breaker skips it).
+    """
 
 
 class UnsupportedOperation(BackendError, NotImplementedError):
