@@ -6,6 +6,13 @@ the SDK has no batch RPC), ``AtomicAdd`` (``SetIfNotExists``), ``Lists`` (Moment
 :mod:`llmcache.backends.momento.lists`) and ``Inspectable``. No ``KeyListing``: Momento cannot
 list or scan keys.
 
+Bounded waits: every async operation (namespace generation, cache creation, retries and all the
+RPCs of a batch included) runs under one budget, ``timeout`` (or the configuration's deadline);
+a sync operation's RPCs each stay inside that deadline, retries included, and a sync batch waits
+for its worker threads at most that long. Async clients are per event loop: one
+``CacheClientAsync`` per live loop, closed when its loop shuts down (``asyncio.run``) or on
+``aclose``; a cancellation that is not the caller's own becomes a :class:`MomentoUnavailable`.
+
 Example::
 
     from llmcache.backends.momento import MomentoBackend, MomentoOptions
@@ -20,8 +27,10 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor, wait
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -42,16 +51,27 @@ from llmcache.backends.momento.options import (
 )
 from llmcache.backends.momento.sdk import (
     MomentoError,
-    close_async_elsewhere,
+    MomentoUnavailable,
     configuration,
     credentials,
+    deadline_of,
+    quiet_sdk_logs,
     raise_error,
+    run_elsewhere,
 )
 from llmcache.errors import ConfigError
 
 __all__ = ["MomentoBackend"]
 
 T = TypeVar("T")
+
+
+@dataclass
+class _LoopClient:
+    """One event loop's async client, and the async generator that closes it with the loop."""
+
+    client: CacheClientAsync
+    keeper: AsyncGenerator[None, None]
 
 
 class MomentoBackend(Backend):
@@ -77,6 +97,9 @@ class MomentoBackend(Backend):
         self.max_concurrency = opts.max_concurrency
         self._credentials = credentials(opts.api_key, opts.endpoint, opts.local)
         self._configuration = self.make_configuration()
+        #: Seconds one call may add to the caller's call, whatever it does inside.
+        self.budget = float(self.timeout or deadline_of(self._configuration))
+        quiet_sdk_logs()  # one SDK warning per interval, not five lines per failed call
         self.endpoint = self._credentials.cache_endpoint
         self.generation_key = f"{self.key_prefix}generation"
         self._generation = Generation(self.cache_name, self.generation_key, self.generation_refresh)
@@ -86,8 +109,7 @@ class MomentoBackend(Backend):
         self._lock = threading.Lock()
         self._client: CacheClient | None = None
         self._pool: ThreadPoolExecutor | None = None
-        self._aclient: CacheClientAsync | None = None
-        self._aloop: asyncio.AbstractEventLoop | None = None
+        self._aclients: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
 
     @classmethod
     def _url_fields(cls, url: str) -> dict[str, Any]:
@@ -153,9 +175,10 @@ class MomentoBackend(Backend):
                 # The plain constructor connects lazily (``create(eager_connection_timeout=0)``
                 # raises UnboundLocalError in momento 1.29.1).
                 self._client = CacheClient(self._configuration, self._credentials, self._client_ttl)
-            if not self._cache_ready:
-                self._ready(self._client.create_cache(self.cache_name))
-            return self._client
+            client = self._client
+        if not self._cache_ready:  # outside the lock: threads never queue behind a slow create
+            self._ready(client.create_cache(self.cache_name))
+        return client
 
     def _generation_sync(self) -> int:
         return self._generation.get(self._sync())
@@ -194,33 +217,53 @@ class MomentoBackend(Backend):
             self._sync().set_if_not_exists(self.cache_name, full, bytes(value), ttl_delta)
         )
 
-    def _map(self, fn: Callable[[T], Any], items: list[T]) -> list[Any]:
+    def _map(self, fn: Callable[[T], Any], items: list[T], started: float) -> list[Any]:
+        """``fn`` over ``items`` on ``max_concurrency`` threads, waiting at most what is left of
+        the budget of the call that began at ``started`` (work not begun by then is dropped)."""
         if len(items) <= 1:
             return [fn(item) for item in items]
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(self.max_concurrency, "llmcache-momento")
             pool = self._pool
-        return list(pool.map(fn, items))
+        futures = [pool.submit(fn, item) for item in items]
+        left = self.budget - (time.monotonic() - started)
+        _, pending = wait(futures, timeout=max(0.0, left))
+        if pending:
+            for future in pending:
+                future.cancel()
+            raise self._timed_out(f"batch of {len(items)}")
+        return [future.result() for future in futures]
+
+    def _timed_out(self, op: str) -> MomentoUnavailable:
+        return MomentoUnavailable(
+            f"momento {op} on cache {self.cache_name!r}: no answer within the "
+            f"{self.budget:g} s budget of one call",
+            "TIMEOUT_ERROR",
+        )
 
     def get_many(self, keys: Iterable[str]) -> list[bytes | None]:
         keys = list(keys)
         if not keys:
             return []
+        started = time.monotonic()
         generation = self._generation_sync()
-        return self._map(lambda k: self._get_at(generation, k), keys)
+        return self._map(lambda k: self._get_at(generation, k), keys, started)
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         ttl_delta = self._ttl_delta(ttl)
+        started = time.monotonic()
         generation = self._generation_sync()
-        self._map(lambda kv: self._set_at(generation, kv[0], kv[1], ttl_delta), list(items.items()))
+        pairs = list(items.items())
+        self._map(lambda kv: self._set_at(generation, kv[0], kv[1], ttl_delta), pairs, started)
 
     def delete_many(self, keys: Iterable[str]) -> None:
         keys = list(dict.fromkeys(keys))
         if not keys:
             return
+        started = time.monotonic()
         generation = self._generation_sync()
-        self._map(lambda k: self._delete_at(generation, k), keys)
+        self._map(lambda k: self._delete_at(generation, k), keys, started)
 
     def list_push(
         self,
@@ -243,34 +286,73 @@ class MomentoBackend(Backend):
         with self._lock:
             client, self._client = self._client, None
             pool, self._pool = self._pool, None
-            aclient, aloop = self._aclient, self._aloop
-            self._aclient = self._aloop = None
+            aclients, self._aclients = self._aclients, {}
         if pool is not None:
-            pool.shutdown(wait=False)
+            pool.shutdown(wait=False, cancel_futures=True)
         if client is not None:
             client.__exit__(None, None, None)
-        if aclient is not None and aloop is not None:
-            close_async_elsewhere(aclient, aloop)
+        for loop, entry in aclients.items():
+            run_elsewhere(entry.keeper.aclose(), loop)
 
-    # -- async side (CacheClientAsync, created on the running loop) ---------------------------
+    # -- async side (one CacheClientAsync per event loop) -------------------------------------
     async def _async(self) -> CacheClientAsync:
         loop = asyncio.get_running_loop()
-        client = self._aclient
-        if client is None or self._aloop is not loop:
-            if client is not None and self._aloop is not None:
-                close_async_elsewhere(client, self._aloop)
-            client = self._aclient = CacheClientAsync(
-                self._configuration, self._credentials, self._client_ttl
-            )
-            self._aloop = loop
+        entry = self._aclients.get(loop)
+        if entry is None:
+            client = CacheClientAsync(self._configuration, self._credentials, self._client_ttl)
+            keeper = self._keep(loop, client)
+            entry = _LoopClient(client, keeper)
+            with self._lock:
+                for gone in [lp for lp in self._aclients if lp.is_closed()]:
+                    del self._aclients[gone]  # closed without shutdown_asyncgens
+                self._aclients[loop] = entry
+            # Runs to the ``yield`` without suspending (nothing else can run on this loop
+            # meanwhile); from here the loop closes the client when it shuts down.
+            await keeper.__anext__()
         if not self._cache_ready:
-            self._ready(await client.create_cache(self.cache_name))
-        return client
+            self._ready(await entry.client.create_cache(self.cache_name))
+        return entry.client
+
+    async def _keep(
+        self, loop: asyncio.AbstractEventLoop, client: CacheClientAsync
+    ) -> AsyncGenerator[None, None]:
+        """Suspended at ``yield`` for the loop's life: ``asyncio.run`` finalises async generators
+        when the loop shuts down (``shutdown_asyncgens``), which closes the client on its own loop
+        and forgets it."""
+        try:
+            yield
+        finally:
+            with self._lock:
+                entry = self._aclients.get(loop)
+                if entry is not None and entry.client is client:
+                    del self._aclients[loop]
+            await client.__aexit__(None, None, None)
+
+    async def _bounded(self, op: str, work: Awaitable[T]) -> T:
+        """Run ``work`` within the budget of one call; only the caller's own cancellation
+        propagates as ``CancelledError``."""
+        try:
+            async with asyncio.timeout(self.budget):
+                return await work
+        except TimeoutError as exc:
+            raise self._timed_out(op) from exc
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise  # the caller is being cancelled: let it go
+            raise MomentoUnavailable(
+                f"momento {op} on cache {self.cache_name!r} was cancelled inside the SDK "
+                "(its client or channel went away)",
+                "CANCELLED",
+            ) from exc
 
     async def _generation_async(self) -> int:
         return await self._generation.aget(await self._async())
 
     async def aget(self, key: str) -> bytes | None:
+        return await self._bounded("get", self._aget(key))
+
+    async def _aget(self, key: str) -> bytes | None:
         return await self._aget_at(await self._generation_async(), key)
 
     async def _aget_at(self, generation: int, key: str) -> bytes | None:
@@ -279,7 +361,10 @@ class MomentoBackend(Backend):
 
     async def aset(self, key: str, value: bytes, ttl: float | None = None) -> None:
         ttl_delta = self._ttl_delta(ttl)
-        await self._aset_at(await self._generation_async(), key, value, ttl_delta)
+        await self._bounded("set", self._aset(key, value, ttl_delta))
+
+    async def _aset(self, key: str, value: bytes, ttl: timedelta) -> None:
+        await self._aset_at(await self._generation_async(), key, value, ttl)
 
     async def _aset_at(self, generation: int, key: str, value: bytes, ttl: timedelta) -> None:
         full = self._gen_key(generation, key)
@@ -288,6 +373,9 @@ class MomentoBackend(Backend):
         self._check("set", response, CacheSet.Success)
 
     async def adelete(self, key: str) -> None:
+        await self._bounded("delete", self._adelete(key))
+
+    async def _adelete(self, key: str) -> None:
         await self._adelete_at(await self._generation_async(), key)
 
     async def _adelete_at(self, generation: int, key: str) -> None:
@@ -296,21 +384,28 @@ class MomentoBackend(Backend):
         self._check("delete", response, CacheDelete.Success)
 
     async def aclear(self) -> None:
+        await self._bounded("clear", self._aclear())
+
+    async def _aclear(self) -> None:
         await self._generation.abump(await self._async())
 
     async def aadd(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         ttl_delta = self._ttl_delta(ttl)
+        return await self._bounded("add", self._aadd(key, value, ttl_delta))
+
+    async def _aadd(self, key: str, value: bytes, ttl: timedelta) -> bool:
         full = self._gen_key(await self._generation_async(), key)
         self._check_size(full, value)
         client = await self._async()
-        return self._added(
-            await client.set_if_not_exists(self.cache_name, full, bytes(value), ttl_delta)
-        )
+        return self._added(await client.set_if_not_exists(self.cache_name, full, bytes(value), ttl))
 
     async def aget_many(self, keys: Iterable[str]) -> list[bytes | None]:
         keys = list(keys)
         if not keys:
             return []
+        return await self._bounded(f"get of {len(keys)} keys", self._aget_many(keys))
+
+    async def _aget_many(self, keys: list[str]) -> list[bytes | None]:
         generation = await self._generation_async()
         return list(await asyncio.gather(*(self._aget_at(generation, k) for k in keys)))
 
@@ -318,15 +413,19 @@ class MomentoBackend(Backend):
         ttl_delta = self._ttl_delta(ttl)
         if not items:
             return
+        await self._bounded(f"set of {len(items)} keys", self._aset_many(items, ttl_delta))
+
+    async def _aset_many(self, items: Mapping[str, bytes], ttl: timedelta) -> None:
         generation = await self._generation_async()
-        await asyncio.gather(
-            *(self._aset_at(generation, k, v, ttl_delta) for k, v in items.items())
-        )
+        await asyncio.gather(*(self._aset_at(generation, k, v, ttl) for k, v in items.items()))
 
     async def adelete_many(self, keys: Iterable[str]) -> None:
         keys = list(dict.fromkeys(keys))
         if not keys:
             return
+        await self._bounded(f"delete of {len(keys)} keys", self._adelete_many(keys))
+
+    async def _adelete_many(self, keys: list[str]) -> None:
         generation = await self._generation_async()
         await asyncio.gather(*(self._adelete_at(generation, k) for k in keys))
 
@@ -340,19 +439,28 @@ class MomentoBackend(Backend):
     ) -> None:
         max_len, ttl_delta = check_max_len(max_len), self._ttl_delta(ttl)
         elements = lists.check_elements(self.cache_name, values)
+        await self._bounded("list push", self._alist_push(key, elements, ttl_delta, max_len))
+
+    async def _alist_push(
+        self, key: str, elements: list[bytes], ttl: timedelta, max_len: int | None
+    ) -> None:
         name = self._gen_key(await self._generation_async(), key)
-        await lists.apush(await self._async(), self.cache_name, name, elements, ttl_delta, max_len)
+        await lists.apush(await self._async(), self.cache_name, name, elements, ttl, max_len)
 
     async def alist_range(self, key: str) -> list[bytes]:
+        return await self._bounded("list fetch", self._alist_range(key))
+
+    async def _alist_range(self, key: str) -> list[bytes]:
         name = self._gen_key(await self._generation_async(), key)
         return await lists.afetch(await self._async(), self.cache_name, name)
 
     async def aclose(self) -> None:
+        """Close this loop's async client here, then everything else (:meth:`close`)."""
         loop = asyncio.get_running_loop()
-        aclient = self._aclient if self._aloop is loop else None
-        if aclient is not None:
-            self._aclient = self._aloop = None
-            await aclient.__aexit__(None, None, None)
+        with self._lock:
+            entry = self._aclients.pop(loop, None)
+        if entry is not None:
+            await entry.keeper.aclose()
         self.close()
 
     def info(self) -> dict[str, Any]:

@@ -12,11 +12,14 @@ expire on their own TTL.
   the clock, so a generation value is never reused while entries written under it may live.
 - Each process caches the value for ``generation_refresh`` seconds: another process's ``clear``
   reaches it within that time; the process that cleared sees it at once.
+- On an event loop, concurrent callers share one read (single flight): a burst against a
+  stalled store waits for one read together, never for one read after another.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 from datetime import timedelta
 from typing import Any
@@ -47,8 +50,9 @@ class Generation:
         self.key = key
         self.refresh = refresh
         self._cached: tuple[int, float] | None = None  # (value, monotonic time read)
-        self._lock: asyncio.Lock | None = None
-        self._lock_loop: asyncio.AbstractEventLoop | None = None
+        # The read in flight on each event loop (callers on that loop await it together).
+        self._reads: dict[asyncio.AbstractEventLoop, asyncio.Task[int]] = {}
+        self._reads_lock = threading.Lock()
 
     @property
     def value(self) -> int | None:
@@ -122,27 +126,44 @@ class Generation:
 
     # -- async --------------------------------------------------------------------------------
     async def aget(self, client: CacheClientAsync) -> int:
+        """The generation; concurrent callers on one loop share one read of the store.
+
+        Each caller waits for the shared read under its own budget (the caller's timeout
+        cancels its wait, not the read), so no caller waits for reads queued before its own.
+        """
         value = self.fresh()
         if value is not None:
             return value
         loop = asyncio.get_running_loop()
-        if self._lock is None or self._lock_loop is not loop:
-            self._lock, self._lock_loop = asyncio.Lock(), loop
-        async with self._lock:  # one read at a time: concurrent callers reuse its result
-            value = self.fresh()
-            if value is not None:
-                return value
-            value = self._parse(await client.get(self.cache_name, self.key))
-            if value is None:
-                start = _clock()
-                response = await client.set_if_not_exists(
-                    self.cache_name, self.key, str(start), GENERATION_TTL
-                )
-                if self._started(response, start):
-                    value = start
-                else:
-                    value = self._parse(await client.get(self.cache_name, self.key)) or start
-            return self.remember(value)
+        with self._reads_lock:
+            task = self._reads.get(loop)
+            if task is None:
+                for other in [lp for lp in self._reads if lp.is_closed()]:
+                    del self._reads[other]  # loops that went away
+                task = self._reads[loop] = loop.create_task(self._aread(client))
+                task.add_done_callback(self._read_done)
+        return await asyncio.shield(task)
+
+    def _read_done(self, task: asyncio.Task[int]) -> None:
+        with self._reads_lock:
+            for loop, current in list(self._reads.items()):
+                if current is task:
+                    del self._reads[loop]
+        if not task.cancelled():
+            task.exception()  # retrieved: waiters that gave up must not leave it unobserved
+
+    async def _aread(self, client: CacheClientAsync) -> int:
+        value = self._parse(await client.get(self.cache_name, self.key))
+        if value is None:
+            start = _clock()
+            response = await client.set_if_not_exists(
+                self.cache_name, self.key, str(start), GENERATION_TTL
+            )
+            if self._started(response, start):
+                value = start
+            else:
+                value = self._parse(await client.get(self.cache_name, self.key)) or start
+        return self.remember(value)
 
     async def abump(self, client: CacheClientAsync) -> int:
         response = await client.increment(self.cache_name, self.key, 1, GENERATION_TTL)

@@ -1,8 +1,9 @@
 """The parts of the Momento backend that talk about the SDK, not about caching.
 
-Credentials (API key / endpoint / local server), named configurations, the mapping of the SDK's
-``.Error`` response objects to :class:`~llmcache.errors.BackendError`, and closing an async
-client from outside its event loop.
+Credentials (API key / endpoint / local server), named configurations (with a retry strategy
+that stays inside one deadline), the mapping of the SDK's ``.Error`` response objects to
+:class:`~llmcache.errors.BackendError`, a rate limit on the SDK's own per-failure warnings, and
+closing an async client from outside its event loop.
 
 Example::
 
@@ -15,29 +16,44 @@ Example::
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import logging
+import random
+import threading
+import time
+from collections.abc import Coroutine
+from datetime import datetime, timedelta
 from typing import Any, NoReturn
 
 from momento import CacheClientAsync, Configurations, CredentialProvider
 from momento.config import Configuration
 from momento.errors import InvalidArgumentException, MomentoErrorCode
+from momento.retry import RetryableProps, RetryStrategy
 from pydantic import SecretStr
 
+from llmcache._guard import FAULT_LOG_INTERVAL
 from llmcache.errors import BackendError, BackendUnavailable, ConfigError
 
 __all__ = [
     "CONFIGURATIONS",
+    "SDK_LOGGER",
+    "SDK_LOG_FILTER",
+    "BudgetRetryStrategy",
     "MomentoError",
     "MomentoUnavailable",
+    "RateLimitFilter",
     "close_async_elsewhere",
     "configuration",
     "credentials",
+    "deadline_of",
+    "quiet_sdk_logs",
     "raise_error",
+    "run_elsewhere",
 ]
 
 #: Our option value → the SDK's prebuilt configuration (deadline per attempt, in the SDK's docs:
 #: laptop 15 s, in_region 1.1 s, low_latency 0.5 s, lambda 1.1 s without idle keepalive). All of
-#: them retry idempotent RPCs (get, set, delete) up to 3 times on UNAVAILABLE / INTERNAL.
+#: them retry idempotent RPCs (get, set, delete) up to 3 times on UNAVAILABLE / INTERNAL, which
+#: :func:`configuration` keeps inside one deadline (:class:`BudgetRetryStrategy`).
 CONFIGURATIONS: dict[str, Any] = {
     "laptop": Configurations.Laptop.v1,
     "in_region": Configurations.InRegion.Default.v1,
@@ -65,8 +81,46 @@ class MomentoUnavailable(BackendUnavailable, MomentoError):
     """Momento did not answer in time or could not be reached (``code`` as in MomentoError)."""
 
 
+class BudgetRetryStrategy(RetryStrategy):
+    """The configuration's own retry strategy, kept inside the first attempt's deadline.
+
+    The SDK's strategies retry UNAVAILABLE / INTERNAL at once (no backoff) and give every retry
+    a fresh full deadline, so one call against a store that answers slowly and then fails cost
+    up to four deadlines. Here the SDK's overall deadline (the configured client timeout, set
+    when the call starts) is the budget of the whole call, retries included: a retry runs only
+    if time is left, after a short jittered backoff, with the time left as its deadline.
+    """
+
+    #: First backoff, doubled per retry up to :attr:`MAX_BACKOFF` (seconds, jittered ±50 %).
+    BACKOFF = 0.02
+    MAX_BACKOFF = 0.2
+    #: A retry needs at least this much of the budget left (seconds), or it is not worth sending.
+    MIN_ATTEMPT = 0.01
+
+    def __init__(self, inner: RetryStrategy) -> None:
+        self.inner = inner
+
+    def determine_when_to_retry(self, props: RetryableProps) -> float | None:
+        if self.inner.determine_when_to_retry(props) is None:
+            return None  # not retryable, or out of attempts
+        attempt = int(props.attempt_number)
+        backoff = min(self.MAX_BACKOFF, self.BACKOFF * 2.0 ** max(0, attempt - 1))
+        backoff *= 0.5 + random.random()
+        deadline = props.overall_deadline
+        if deadline is not None:
+            left = (deadline - datetime.now()).total_seconds()
+            if left - backoff < self.MIN_ATTEMPT:
+                return None  # no budget left for another attempt
+        return backoff
+
+    def calculate_retry_deadline(self, overall_deadline: datetime) -> float | None:
+        # Seconds, as the interceptors pass it on as the retry's gRPC timeout.
+        return max(self.MIN_ATTEMPT, (overall_deadline - datetime.now()).total_seconds())
+
+
 def configuration(name: str, timeout: float | None) -> Configuration:
-    """The SDK configuration called ``name``, with its per-request deadline set to ``timeout``."""
+    """The SDK configuration called ``name``, with its per-request deadline set to ``timeout``
+    and its retries kept inside that deadline (:class:`BudgetRetryStrategy`)."""
     try:
         config: Configuration = CONFIGURATIONS[name]()
     except KeyError:
@@ -76,7 +130,13 @@ def configuration(name: str, timeout: float | None) -> Configuration:
         ) from None
     if timeout is not None:
         config = config.with_client_timeout(timedelta(seconds=timeout))
-    return config
+    return config.with_retry_strategy(BudgetRetryStrategy(config.get_retry_strategy()))
+
+
+def deadline_of(config: Configuration) -> float:
+    """The per-request deadline of ``config``, in seconds."""
+    grpc_config = config.get_transport_strategy().get_grpc_configuration()
+    return float(grpc_config.get_deadline().total_seconds())
 
 
 def credentials(
@@ -132,11 +192,11 @@ def raise_error(op: str, cache_name: str, response: Any) -> NoReturn:
     raise cls(message, code) from response.inner_exception
 
 
-def close_async_elsewhere(client: CacheClientAsync, loop: asyncio.AbstractEventLoop) -> None:
-    """Close an async client that belongs to ``loop`` from outside it, as well as we can."""
+def run_elsewhere(coro: Coroutine[Any, Any, Any], loop: asyncio.AbstractEventLoop) -> None:
+    """Run ``coro`` (a close) on ``loop`` from wherever we are, as well as we can."""
     if loop.is_closed():
-        return  # its channels died with the loop
-    coro = client.__aexit__(None, None, None)
+        coro.close()  # its channels died with the loop
+        return
     try:
         running = asyncio.get_running_loop()
     except RuntimeError:
@@ -147,3 +207,60 @@ def close_async_elsewhere(client: CacheClientAsync, loop: asyncio.AbstractEventL
         asyncio.run_coroutine_threadsafe(coro, loop)
     else:
         loop.run_until_complete(coro)
+
+
+def close_async_elsewhere(client: CacheClientAsync, loop: asyncio.AbstractEventLoop) -> None:
+    """Close an async client that belongs to ``loop`` from outside it, as well as we can."""
+    run_elsewhere(client.__aexit__(None, None, None), loop)
+
+
+# -- the SDK's own warnings ------------------------------------------------------------------------
+#: The logger the SDK writes its per-failure warnings to (``"<op> failed with exception: ..."``,
+#: five lines each for a gRPC error).
+SDK_LOGGER = "momentosdk"
+
+
+class RateLimitFilter(logging.Filter):
+    """Let one WARNING-or-above record through per ``interval`` seconds, on one line, with the
+    number suppressed since the last one; lower levels pass untouched."""
+
+    def __init__(self, interval: float) -> None:
+        super().__init__()
+        self.interval = interval
+        self._lock = threading.Lock()
+        self._next = 0.0
+        self._suppressed = 0
+
+    def reset(self) -> None:
+        """Let the next warning through (tests)."""
+        with self._lock:
+            self._next, self._suppressed = 0.0, 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
+        now = time.monotonic()
+        with self._lock:
+            if now < self._next:
+                self._suppressed += 1
+                return False
+            self._next = now + self.interval
+            suppressed, self._suppressed = self._suppressed, 0
+        message = " ".join(record.getMessage().split())  # a gRPC error is five lines
+        if suppressed:
+            message += f" ({suppressed} similar warnings suppressed)"
+        message += f"; momento SDK warnings are shown at most once per {self.interval:g} s"
+        record.msg, record.args = message, None
+        return True
+
+
+#: The filter :func:`quiet_sdk_logs` puts on the SDK's logger (one per process).
+SDK_LOG_FILTER = RateLimitFilter(FAULT_LOG_INTERVAL)
+
+
+def quiet_sdk_logs() -> None:
+    """Rate-limit the SDK's warnings (idempotent): a sick store must not flood the app's log
+    with one multi-line warning per failed call; llmcache logs its own fault once per burst."""
+    logger = logging.getLogger(SDK_LOGGER)
+    if SDK_LOG_FILTER not in logger.filters:
+        logger.addFilter(SDK_LOG_FILTER)
