@@ -15,11 +15,14 @@ Example::
         def make_backend(self):
             return lambda namespace: MemoryBackend(namespace=namespace)
 
-Backends that share one store between namespaces (disk, Redis, Momento) keep
-``shares_store = True`` (the default) so the namespace-isolation tests run against one store;
-a backend whose instances are separate stores (memory) sets it False and those tests skip. It may
-implement
-``write_foreign``/``read_foreign`` to prove ``clear`` leaves keys it does not own alone.
+Two more fixtures say what a backend's store is like; override them when the defaults do not fit:
+
+- ``make_neighbour``: builds a backend on the *same store* under another namespace, for the
+  namespace-isolation tests. The default is ``make_backend`` (right for disk, Redis, Momento:
+  namespaces share the store). A backend whose instances are separate stores (memory) makes it
+  ``pytest.skip(reason)``, so those tests skip instead of passing against two empty stores.
+- ``foreign``: raw access to the store, bypassing the backend (a :class:`ForeignKeys`), to prove
+  ``clear`` leaves keys it does not own alone. The default skips that test.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import pytest
 import pytest_asyncio
@@ -39,12 +42,33 @@ from llmcache.backends import capabilities as cap
 from llmcache.backends.base import Backend
 from llmcache.errors import ConfigError, UnsupportedOperation
 
-__all__ = ["REQUIRE_SERVERS_ENV", "BackendContract", "Ops", "server_missing", "wait_until"]
+__all__ = [
+    "REQUIRE_SERVERS_ENV",
+    "BackendContract",
+    "ForeignKeys",
+    "Ops",
+    "server_missing",
+    "wait_until",
+]
 
 REQUIRE_SERVERS_ENV = "LLMCACHE_REQUIRE_SERVERS"
 
 MiB = 1024 * 1024
 C = TypeVar("C")
+
+
+class ForeignKeys(Protocol):
+    """Raw access to a backend's store that bypasses llmcache: no namespace, no key prefix.
+
+    Build it from the server's address with the driver's own client (never the backend's
+    private one); what it writes is a key some other user of the store owns.
+    """
+
+    def write_foreign(self, key: str, value: bytes) -> None:
+        """Store ``value`` under the store key ``key`` exactly as given."""
+
+    def read_foreign(self, key: str) -> bytes | None:
+        """The value under the store key ``key``, or ``None``."""
 
 
 class Ops:
@@ -143,14 +167,22 @@ class Ops:
 class BackendContract:
     """The rules of :mod:`llmcache.backends.base`, as tests. Subclass it; see the module doc."""
 
-    #: True when two namespaces built by ``make_backend`` live in one store (disk, Redis, ...).
-    shares_store: bool = True
     #: Short TTL used by expiry tests, in seconds.
     short_ttl: float = 0.5
 
     @pytest.fixture
     def make_backend(self) -> Callable[[str], Backend]:
         raise NotImplementedError("define a make_backend fixture returning namespace -> Backend")
+
+    @pytest.fixture
+    def make_neighbour(self, make_backend: Callable[[str], Backend]) -> Callable[[str], Backend]:
+        """A backend on the same store as ``make_backend``'s (override to skip: see module doc)."""
+        return make_backend
+
+    @pytest.fixture
+    def foreign(self) -> ForeignKeys:
+        """Raw access to the store (override to enable the foreign-key test)."""
+        pytest.skip(f"{type(self).__name__} defines no `foreign` fixture (raw store access)")
 
     @pytest.fixture(params=["sync", "async"])
     def mode(self, request: pytest.FixtureRequest) -> str:
@@ -171,17 +203,17 @@ class BackendContract:
             await ops.clear()
             await ops.close()
 
-    def _needs_shared_store(self) -> None:
-        if not self.shares_store:
-            pytest.skip("each instance of this backend is its own store: namespaces cannot meet")
-
-    def write_foreign(self, backend: Backend, key: str, value: bytes) -> None:
-        """Write a key this library does not own into ``backend``'s store (override to enable)."""
-        pytest.skip(f"{type(self).__name__} does not define write_foreign")
-
-    def read_foreign(self, backend: Backend, key: str) -> bytes | None:
-        """Read a foreign key written by :meth:`write_foreign`."""
-        raise NotImplementedError
+    @pytest_asyncio.fixture
+    async def neighbour(
+        self, make_neighbour: Callable[[str], Backend], mode: str, namespace: str
+    ) -> AsyncIterator[Ops]:
+        """Another namespace in the same store as ``store``."""
+        ops = Ops(make_neighbour(namespace + "o"), mode)
+        try:
+            yield ops
+        finally:
+            await ops.clear()
+            await ops.close()
 
     # -- get / set ----------------------------------------------------------------------------
     async def test_missing_key_is_a_miss(self, store: Ops) -> None:
@@ -235,43 +267,30 @@ class BackendContract:
         await store.delete("k")
         await store.delete("never-there")
 
-    async def test_clear_removes_only_its_namespace(
-        self, store: Ops, make_backend: Callable[[str], Backend], namespace: str
-    ) -> None:
-        self._needs_shared_store()
-        other = Ops(make_backend(namespace + "o"), store.mode)
-        try:
-            await store.set("k", b"mine")
-            await store.set("k2", b"mine too")
-            await other.set("k", b"theirs")
-            await store.clear()
-            assert await store.get("k") is None
-            assert await store.get("k2") is None
-            assert await other.get("k") == b"theirs"
-            # The namespace stays usable after a clear.
-            await store.set("k", b"again")
-            assert await store.get("k") == b"again"
-        finally:
-            await other.clear()
-            await other.close()
+    async def test_clear_removes_only_its_namespace(self, store: Ops, neighbour: Ops) -> None:
+        await store.set("k", b"mine")
+        await store.set("k2", b"mine too")
+        await neighbour.set("k", b"theirs")
+        await store.clear()
+        assert await store.get("k") is None
+        assert await store.get("k2") is None
+        assert await neighbour.get("k") == b"theirs"
+        # The namespace stays usable after a clear.
+        await store.set("k", b"again")
+        assert await store.get("k") == b"again"
 
-    async def test_namespaces_do_not_see_each_other(
-        self, store: Ops, make_backend: Callable[[str], Backend], namespace: str
-    ) -> None:
-        self._needs_shared_store()
-        other = Ops(make_backend(namespace + "o"), store.mode)
-        try:
-            await store.set("same", b"mine")
-            assert await other.get("same") is None
-        finally:
-            await other.close()
+    async def test_namespaces_do_not_see_each_other(self, store: Ops, neighbour: Ops) -> None:
+        await store.set("same", b"mine")
+        assert await neighbour.get("same") is None
+        await neighbour.set("same", b"theirs")
+        assert await store.get("same") == b"mine"
 
-    async def test_clear_leaves_foreign_keys(self, store: Ops) -> None:
+    async def test_clear_leaves_foreign_keys(self, store: Ops, foreign: ForeignKeys) -> None:
         key = f"foreign:{uuid.uuid4().hex}"
-        self.write_foreign(store.backend, key, b"not ours")
+        foreign.write_foreign(key, b"not ours")
         await store.set("k", b"ours")
         await store.clear()
-        assert self.read_foreign(store.backend, key) == b"not ours"
+        assert foreign.read_foreign(key) == b"not ours"
 
     # -- optional capabilities ----------------------------------------------------------------
     async def test_delete_many(self, store: Ops) -> None:
@@ -290,29 +309,29 @@ class BackendContract:
         assert await store.add("lock", b"second", ttl=60) is False
         assert await store.get("lock") == b"first"
 
-    async def test_iter_keys_lists_this_namespace_by_prefix(
-        self, store: Ops, make_backend: Callable[[str], Backend], namespace: str
-    ) -> None:
-        other = Ops(make_backend(namespace + "o"), store.mode)
-        try:
-            await other.set("theirs", b"x")
-            assert await store.iter_keys() == []
-            odd = "doc:é✓*?[x]"
-            await store.set_many({"doc:1": b"1", "doc:2": b"2", "img:1": b"3", odd: b"4"})
-            await store.set("doc:gone", b"5", ttl=self.short_ttl)
-            await asyncio.sleep(self.short_ttl + 0.6)
-            assert await store.iter_keys() == sorted(["doc:1", "doc:2", "img:1", odd])
-            assert await store.iter_keys("doc:") == sorted(["doc:1", "doc:2", odd])
-            # Glob characters in the prefix match themselves only.
-            assert await store.iter_keys("doc:é✓*?[") == [odd]
-            assert await store.iter_keys("doc:*") == []
-            await store.delete("doc:1")
-            assert await store.iter_keys("doc:") == sorted(["doc:2", odd])
-            await store.clear()
-            assert await store.iter_keys() == []
-        finally:
-            await other.clear()
-            await other.close()
+    async def test_iter_keys_lists_this_namespace_by_prefix(self, store: Ops) -> None:
+        assert await store.iter_keys() == []
+        odd = "doc:é✓*?[x]"
+        await store.set_many({"doc:1": b"1", "doc:2": b"2", "img:1": b"3", odd: b"4"})
+        await store.set("doc:gone", b"5", ttl=self.short_ttl)
+        await asyncio.sleep(self.short_ttl + 0.6)
+        assert await store.iter_keys() == sorted(["doc:1", "doc:2", "img:1", odd])
+        assert await store.iter_keys("doc:") == sorted(["doc:1", "doc:2", odd])
+        # Glob characters in the prefix match themselves only.
+        assert await store.iter_keys("doc:é✓*?[") == [odd]
+        assert await store.iter_keys("doc:*") == []
+        await store.delete("doc:1")
+        assert await store.iter_keys("doc:") == sorted(["doc:2", odd])
+        await store.clear()
+        assert await store.iter_keys() == []
+
+    async def test_iter_keys_leaves_out_other_namespaces(self, store: Ops, neighbour: Ops) -> None:
+        await neighbour.set("theirs", b"x")
+        await neighbour.set("doc:theirs", b"x")
+        await store.set("doc:mine", b"y")
+        assert await store.iter_keys() == ["doc:mine"]
+        assert await store.iter_keys("doc:") == ["doc:mine"]
+        assert await neighbour.iter_keys() == ["doc:theirs", "theirs"]
 
     async def test_list_push_appends_in_order_and_range_reads_all(self, store: Ops) -> None:
         await store.list_push("chat", [b"one"], ttl=60)
@@ -342,24 +361,24 @@ class BackendContract:
         await asyncio.sleep(0.5)
         assert await store.list_range("chat") == []
 
-    async def test_list_delete_clear_and_namespaces(
-        self, store: Ops, make_backend: Callable[[str], Backend], namespace: str
-    ) -> None:
-        other = Ops(make_backend(namespace + "o"), store.mode)
-        try:
-            await store.list_push("a", [b"1"], ttl=60)
-            await store.list_push("b", [b"2"], ttl=60)
-            await other.list_push("a", [b"theirs"], ttl=60)
-            await store.delete("a")
-            assert await store.list_range("a") == []
-            await store.clear()
-            assert await store.list_range("b") == []
-            assert await other.list_range("a") == [b"theirs"]
-            await store.list_push("a", [b"again"], ttl=60)
-            assert await store.list_range("a") == [b"again"]
-        finally:
-            await other.clear()
-            await other.close()
+    async def test_list_delete_and_clear(self, store: Ops) -> None:
+        await store.list_push("a", [b"1"], ttl=60)
+        await store.list_push("b", [b"2"], ttl=60)
+        await store.delete("a")
+        assert await store.list_range("a") == []
+        assert await store.list_range("b") == [b"2"]
+        await store.clear()
+        assert await store.list_range("b") == []
+        await store.list_push("a", [b"again"], ttl=60)
+        assert await store.list_range("a") == [b"again"]
+
+    async def test_list_namespaces_are_apart(self, store: Ops, neighbour: Ops) -> None:
+        await store.list_push("a", [b"1"], ttl=60)
+        await neighbour.list_push("a", [b"theirs"], ttl=60)
+        assert await store.list_range("a") == [b"1"]
+        await store.delete("a")
+        await store.clear()
+        assert await neighbour.list_range("a") == [b"theirs"]
 
     # -- concurrency --------------------------------------------------------------------------
     async def test_concurrent_writers(self, store: Ops) -> None:

@@ -1,4 +1,4 @@
-"""End-to-end checks of the LangChain adapters, run on every backend by the backend test files."""
+"""End-to-end checks of the LangChain adapters, run on every backend by test_langchain_suites.py."""
 
 from __future__ import annotations
 

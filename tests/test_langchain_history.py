@@ -1,4 +1,7 @@
-"""LangChainChatHistory: RunnableWithMessageHistory, trimming, tool calls, TTL, faults."""
+"""LangChainChatHistory: trimming, tool calls, TTL, faults.
+
+The RunnableWithMessageHistory checks run on every backend in tests/test_langchain_suites.py.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +26,6 @@ from llmcache.backends.disk import DiskBackend, DiskOptions
 from llmcache.backends.memory import MemoryBackend
 from llmcache.errors import BackendError, BackendUnavailable, CodecError, ConfigError
 from tests.fakes import rich_answer
-from tests.langchain_checks import acheck_history_with_runnable, check_history_with_runnable
 
 
 @pytest.fixture(params=["memory", "disk"])
@@ -35,14 +37,6 @@ def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]
     )
     yield store
     store.close()
-
-
-def test_runnable_with_message_history(backend: Backend) -> None:
-    check_history_with_runnable(lambda sid: LangChainChatHistory(backend, sid), "s1")
-
-
-async def test_runnable_with_message_history_async(backend: Backend) -> None:
-    await acheck_history_with_runnable(lambda sid: LangChainChatHistory(backend, sid), "s1")
 
 
 def conversation() -> list:  # type: ignore[type-arg]

@@ -1,94 +1,22 @@
-"""LangChainByteStore: LangChain's standard store suites, CacheBackedEmbeddings, faults."""
+"""LangChainByteStore: its own rules and faults.
+
+LangChain's standard store suites and CacheBackedEmbeddings run on every backend in
+tests/test_langchain_suites.py.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from langchain_core.stores import ByteStore
-from langchain_tests.integration_tests import BaseStoreAsyncTests, BaseStoreSyncTests
 
-from llmcache import Settings
-from llmcache._breaker import CircuitBreaker
+from llmcache import CircuitBreaker, Settings
 from llmcache.adapters.langchain import LangChainByteStore
 from llmcache.backends.memory import MemoryBackend
 from llmcache.errors import BackendError, BackendUnavailable
-from tests.langchain_checks import (
-    TEXTS,
-    acheck_cache_backed_embeddings,
-    check_cache_backed_embeddings,
-    embedder,
-)
-
-
-@pytest.fixture(params=["memory", "disk"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LangChainByteStore]:
-    url = "memory://" if request.param == "memory" else f"disk://{tmp_path}/s"
-    s = LangChainByteStore.from_url(url, namespace=f"t{uuid.uuid4().hex[:12]}")
-    yield s
-    s.close()
-
-
-# -- LangChain's own standard suites --------------------------------------------------------
-THREE = (b"foo", b"\x00\xffbar", "buzz é".encode())
-
-
-class TestStandardSyncMemory(BaseStoreSyncTests[bytes]):
-    @pytest.fixture
-    def kv_store(self) -> ByteStore:
-        return LangChainByteStore.from_url("memory://")
-
-    @pytest.fixture
-    def three_values(self) -> tuple[bytes, bytes, bytes]:
-        return THREE
-
-
-class TestStandardAsyncMemory(BaseStoreAsyncTests[bytes]):
-    @pytest.fixture
-    async def kv_store(self) -> ByteStore:
-        return LangChainByteStore.from_url("memory://")
-
-    @pytest.fixture
-    def three_values(self) -> tuple[bytes, bytes, bytes]:
-        return THREE
-
-
-class TestStandardSyncDisk(BaseStoreSyncTests[bytes]):
-    @pytest.fixture
-    def kv_store(self, tmp_path: Path) -> Iterator[ByteStore]:
-        store = LangChainByteStore.from_url(f"disk://{tmp_path}")
-        yield store
-        store.close()
-
-    @pytest.fixture
-    def three_values(self) -> tuple[bytes, bytes, bytes]:
-        return THREE
-
-
-class TestStandardAsyncDisk(BaseStoreAsyncTests[bytes]):
-    @pytest.fixture
-    async def kv_store(self, tmp_path: Path) -> AsyncIterator[ByteStore]:
-        store = LangChainByteStore.from_url(f"disk://{tmp_path}")
-        yield store
-        await store.aclose()
-
-    @pytest.fixture
-    def three_values(self) -> tuple[bytes, bytes, bytes]:
-        return THREE
-
-
-# -- CacheBackedEmbeddings end to end ---------------------------------------------------------
-def test_cache_backed_embeddings(store: LangChainByteStore) -> None:
-    check_cache_backed_embeddings(store)
-    assert store.stats["hits"] >= 3 and store.stats["writes"] == 3
-
-
-async def test_cache_backed_embeddings_async(store: LangChainByteStore) -> None:
-    await acheck_cache_backed_embeddings(store)
+from tests.langchain_checks import TEXTS, embedder
 
 
 def test_values_are_the_callers_bytes_and_ttl_applies() -> None:

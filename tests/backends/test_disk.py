@@ -1,42 +1,17 @@
-"""disk:// against the backend contract, plus persistence across processes."""
+"""disk:// on its own: persistence across processes, URL options (contract: test_contract.py)."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import diskcache
 import pytest
 
-from llmcache.backends.base import Backend
-from llmcache.backends.disk import DiskBackend, DiskOptions
+from llmcache.backends.disk import DiskBackend
 from llmcache.errors import ConfigError
 from llmcache.registry import create_backend
-from llmcache.testing import BackendContract
-
-
-class TestDiskContract(BackendContract):
-    @pytest.fixture
-    def make_backend(self, tmp_path: Path) -> Iterator[Callable[[str], Backend]]:
-        made: list[Backend] = []
-
-        def make(namespace: str) -> Backend:
-            made.append(DiskBackend(DiskOptions(path=tmp_path / "cache"), namespace=namespace))
-            return made[-1]
-
-        yield make
-        for backend in made:
-            backend.close()
-
-    def write_foreign(self, backend: Backend, key: str, value: bytes) -> None:
-        assert isinstance(backend, DiskBackend)
-        backend._cache.set(key, value)  # a key written by some other user of the directory
-
-    def read_foreign(self, backend: Backend, key: str) -> bytes | None:
-        assert isinstance(backend, DiskBackend)
-        value = backend._cache.get(key)
-        return value if isinstance(value, bytes) else None
 
 
 def test_entries_survive_a_new_process(tmp_path: Path) -> None:
@@ -71,8 +46,11 @@ def test_processes_writing_at_once_lose_nothing(tmp_path: Path) -> None:
 def test_size_limit_is_parsed_with_units(tmp_path: Path) -> None:
     store = create_backend(f"disk://{tmp_path}?size_limit=10MB")
     assert isinstance(store, DiskBackend)
-    assert store._cache.size_limit == 10_000_000
+    assert store.options.size_limit == 10_000_000
     store.close()
+    # ... and reached diskcache: its own client reads the limit stored in the directory.
+    with diskcache.Cache(str(tmp_path)) as raw:
+        assert raw.size_limit == 10_000_000
     with pytest.raises(ConfigError, match=r"'ten'.*size_limit"):
         create_backend(f"disk://{tmp_path}?size_limit=ten")
 

@@ -1,24 +1,12 @@
-"""memory:// against the backend contract, plus its own LRU rule."""
+"""memory:// on its own: the LRU rule and URL options (the contract runs in test_contract.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import pytest
 
-from llmcache.backends.base import Backend
 from llmcache.backends.memory import MemoryBackend, MemoryOptions
 from llmcache.errors import ConfigError
 from llmcache.registry import create_backend
-from llmcache.testing import BackendContract
-
-
-class TestMemoryContract(BackendContract):
-    shares_store = False
-
-    @pytest.fixture
-    def make_backend(self) -> Callable[[str], Backend]:
-        return lambda namespace: MemoryBackend(namespace=namespace)
 
 
 def test_least_recently_used_entry_is_evicted() -> None:

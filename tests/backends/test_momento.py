@@ -1,9 +1,12 @@
 """momento:// through the real SDK over gRPC, against the local server in backends/momento.
 
-The contract suite (sync + async), options and URL errors, Momento's limits, the namespace
-generation behind ``clear``, and faults: a stopped server, injected UNAVAILABLE, replies slower
-than the deadline, each a BackendError within the timeout, then recovery on the same backend.
-A live test runs against real Momento only when MOMENTO_API_KEY is set.
+Beyond the contract and LangChain's standard suites (tests/test_contract.py and
+tests/test_langchain_suites.py run them on Momento too): options and URL errors, Momento's
+limits, the namespace generation behind ``clear``, and faults: a stopped server, injected
+UNAVAILABLE, replies slower than the deadline, each a BackendError within the timeout, then
+recovery on the same backend. The servers are the fixtures of tests/conftest.py
+(``momento_server``, ``own_momento_server``). A live test runs against real Momento only when
+MOMENTO_API_KEY is set.
 """
 
 from __future__ import annotations
@@ -14,99 +17,33 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from langchain_core.caches import BaseCache
 from langchain_core.messages import HumanMessage
-from langchain_core.stores import ByteStore
-from langchain_tests.integration_tests import (
-    AsyncCacheTestSuite,
-    BaseStoreAsyncTests,
-    BaseStoreSyncTests,
-    SyncCacheTestSuite,
-)
 from pydantic import SecretStr
 
-from llmcache import LLMCache
-from llmcache.adapters.langchain import LangChainCache
-from llmcache.backends.base import Backend
-from llmcache.errors import BackendError, BackendUnavailable, ConfigError, UnsupportedOperation
+from llmcache.errors import BackendError, BackendUnavailable, ConfigError
 from llmcache.registry import create_backend
-from llmcache.testing import BackendContract, server_missing, wait_until
+from llmcache.testing import wait_until
+from tests.backends.clients import MOMENTO_CACHE as CACHE
+from tests.backends.clients import momento_backend as local
 
 pytest.importorskip("momento", reason="the momento extra is not installed")
 
 from llmcache.backends.momento import MomentoBackend, MomentoError, MomentoOptions
 
-ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:  # backends/ is a top-level source directory, not in the wheel
-    sys.path.insert(0, str(ROOT))
-
 pytestmark = pytest.mark.momento
 
-CACHE = "llmcache-test"
 MiB = 1024 * 1024
 
 
-def _server_class() -> Any:
-    try:
-        from backends.momento import MomentoLocalServer
-    except ImportError as exc:  # grpcio or momento-wire-types missing
-        server_missing(f"local Momento server cannot be imported: {exc}")
-    return MomentoLocalServer
-
-
-@pytest.fixture(scope="module")
-def momento_server() -> Iterator[Any]:
-    cls = _server_class()
-    try:
-        server = cls(caches=[CACHE]).start()
-    except Exception as exc:
-        server_missing(f"local Momento server did not start: {exc}")
-    yield server
-    server.stop()
-
-
 @pytest.fixture
-def own_server() -> Iterator[Any]:
-    """A server of this test's own, free to be stopped or made to fail."""
-    server = _server_class()(caches=[CACHE]).start()
-    yield server
-    server.stop()
-
-
-def local(server: Any, namespace: str | None = None, **options: Any) -> MomentoBackend:
-    options.setdefault("timeout", 5)
-    return MomentoBackend(
-        MomentoOptions(cache_name=CACHE, local=server.address, **options),
-        namespace=namespace or f"t{uuid.uuid4().hex[:12]}",
-    )
-
-
-class TestMomentoContract(BackendContract):
-    shares_store = True
-
-    @pytest.fixture
-    def make_backend(self, momento_server: Any) -> Callable[[str], Backend]:
-        return lambda namespace: local(momento_server, namespace)
-
-    def write_foreign(self, backend: Backend, key: str, value: bytes) -> None:
-        assert isinstance(backend, MomentoBackend)
-        with MomentoBackend(MomentoOptions(cache_name=CACHE, local=self._local(backend))) as other:
-            assert other._sync().set(CACHE, key, value).__class__.__name__ == "Success"
-
-    def read_foreign(self, backend: Backend, key: str) -> bytes | None:
-        assert isinstance(backend, MomentoBackend)
-        with MomentoBackend(MomentoOptions(cache_name=CACHE, local=self._local(backend))) as other:
-            response = other._sync().get(CACHE, key)
-        return getattr(response, "value_bytes", None)
-
-    @staticmethod
-    def _local(backend: MomentoBackend) -> str:
-        return f"{backend.endpoint}:{backend._credentials.port}"
+def own_server(own_momento_server: Any) -> Iterator[Any]:
+    """A server of this test's own, free to be stopped or made to fail (from conftest)."""
+    yield own_momento_server
 
 
 # -- options, URLs, settings ------------------------------------------------------------------
@@ -123,7 +60,7 @@ def test_url_options_are_typed_and_checked() -> None:
         0.25,
         True,
     )
-    deadline = store._configuration.get_transport_strategy().get_grpc_configuration()
+    deadline = store.make_configuration().get_transport_strategy().get_grpc_configuration()
     assert deadline.get_deadline().total_seconds() == 0.25
     with pytest.raises(
         ConfigError, match=r"'colour'.*valid options: api_key, cache_name, configuration"
@@ -139,7 +76,7 @@ def test_url_options_are_typed_and_checked() -> None:
 
 def test_default_configuration_is_in_region() -> None:
     store = MomentoBackend(MomentoOptions(cache_name="c", local="127.0.0.1:9"))
-    grpc_config = store._configuration.get_transport_strategy().get_grpc_configuration()
+    grpc_config = store.make_configuration().get_transport_strategy().get_grpc_configuration()
     assert grpc_config.get_deadline().total_seconds() == 1.1
     assert store.default_ttl == 86_400
 
@@ -250,7 +187,9 @@ def test_item_limit_refused_before_the_call(momento_server: Any) -> None:
         assert momento_server.calls().get("Set", 0) == before
         assert store.info()["refused"] == 1
         # The largest item that fits (key + value = 5 MiB) goes through the SDK and back.
-        fits = b"y" * (5 * MiB - len(store._gen_key(store._generation_sync(), "edge").encode()))
+        # Entry keys are ``llmcache:<ns>:g<generation>:<key>`` (momento/generation.py).
+        stored_key = f"{store.key_prefix}g{store.info()['generation']}:edge"
+        fits = b"y" * (5 * MiB - len(stored_key.encode()))
         store.set("edge", fits)
         assert store.get("edge") == fits
 
@@ -496,7 +435,7 @@ def _message_fields(message: Any) -> dict[str, Any]:
 
 def _langchain_cache(server: Any, **options: Any) -> Any:
     pytest.importorskip("langchain_core")
-    from llmcache._breaker import CircuitBreaker
+    from llmcache import CircuitBreaker
     from llmcache.adapters.langchain import LangChainCache
     from llmcache.cache import LLMCache
 
@@ -532,9 +471,17 @@ def test_langchain_chat_hit_round_trips_the_full_message(momento_server: Any) ->
 
 
 @pytest.mark.langchain
-async def test_langchain_async_chat_hit_uses_the_async_client(momento_server: Any) -> None:
+async def test_langchain_async_chat_hit_uses_the_async_client(
+    momento_server: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import llmcache.backends.momento.backend as momento_backend_module
     from tests.fakes import CountingChat, rich_answer
 
+    def no_sync_client(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("the async path built a sync CacheClient (threads, not native)")
+
+    # Native CacheClientAsync all the way: the sync client is never built.
+    monkeypatch.setattr(momento_backend_module, "CacheClient", no_sync_client)
     lc = _langchain_cache(momento_server)
     try:
         model = CountingChat(cache=lc)
@@ -543,7 +490,6 @@ async def test_langchain_async_chat_hit_uses_the_async_client(momento_server: An
         assert model.calls == 1
         assert first.content == rich_answer(0).content
         assert all(_message_fields(a) == _message_fields(first) for a in answers)
-        assert lc.cache.backend._aclient is not None  # native CacheClientAsync, not threads
     finally:
         await lc.aclose()
 
@@ -585,7 +531,9 @@ def test_langchain_store_faults_fall_back_to_the_model(own_server: Any, fault: s
 
 # -- the server as a process --------------------------------------------------------------------
 def test_server_runs_as_a_script_and_prints_its_address() -> None:
-    script = ROOT / "backends" / "momento" / "server.py"
+    from backends.momento import server
+
+    script = Path(server.__file__)
     proc = subprocess.Popen(
         [sys.executable, str(script), "--port", "0", "--cache", "demo"],
         stdout=subprocess.PIPE,
@@ -630,106 +578,7 @@ async def test_live_momento_round_trip() -> None:
         await store.aclose()
 
 
-# -- LangChain's own standard cache suites, through the real SDK ---------------------------------
-class TestLangChainStandardSync(SyncCacheTestSuite):
-    @pytest.fixture
-    def cache(self, momento_server: Any) -> Iterator[BaseCache]:
-        cache = LangChainCache(LLMCache(local(momento_server)))
-        yield cache
-        cache.clear()
-        cache.close()
-
-
-class TestLangChainStandardAsync(AsyncCacheTestSuite):
-    @pytest.fixture
-    async def cache(self, momento_server: Any) -> AsyncIterator[BaseCache]:
-        cache = LangChainCache(LLMCache(local(momento_server)))
-        yield cache
-        await cache.aclear()
-        await cache.aclose()
-
-
-# -- the embeddings byte store: LangChain's standard store suites and CacheBackedEmbeddings ------
-# Momento cannot list keys: the two standard tests that call yield_keys must fail with exactly
-# that error (strict: if they ever pass, the limitation is gone and these marks must go).
-NO_KEY_LISTING = pytest.mark.xfail(
-    raises=UnsupportedOperation, strict=True, reason="Momento cannot list keys (no yield_keys)"
-)
-THREE = (b"foo", b"\x00\xffbar", "buzz é".encode())
-
-
-class TestLangChainByteStoreSync(BaseStoreSyncTests[bytes]):
-    @pytest.fixture
-    def kv_store(self, momento_server: Any) -> Iterator[ByteStore]:
-        from llmcache.adapters.langchain import LangChainByteStore
-
-        store = LangChainByteStore(local(momento_server))
-        yield store
-        store.backend.clear()
-        store.close()
-
-    @pytest.fixture
-    def three_values(self) -> tuple[bytes, bytes, bytes]:
-        return THREE
-
-    @NO_KEY_LISTING
-    def test_yield_keys(
-        self, kv_store: ByteStore, three_values: tuple[bytes, bytes, bytes]
-    ) -> None:
-        super().test_yield_keys(kv_store, three_values)
-
-    @NO_KEY_LISTING
-    def test_set_values_is_idempotent(
-        self, kv_store: ByteStore, three_values: tuple[bytes, bytes, bytes]
-    ) -> None:
-        super().test_set_values_is_idempotent(kv_store, three_values)
-
-
-class TestLangChainByteStoreAsync(BaseStoreAsyncTests[bytes]):
-    @pytest.fixture
-    async def kv_store(self, momento_server: Any) -> AsyncIterator[ByteStore]:
-        from llmcache.adapters.langchain import LangChainByteStore
-
-        store = LangChainByteStore(local(momento_server))
-        yield store
-        await store.backend.aclear()
-        await store.aclose()
-
-    @pytest.fixture
-    def three_values(self) -> tuple[bytes, bytes, bytes]:
-        return THREE
-
-    @NO_KEY_LISTING
-    async def test_yield_keys(
-        self, kv_store: ByteStore, three_values: tuple[bytes, bytes, bytes]
-    ) -> None:
-        await super().test_yield_keys(kv_store, three_values)
-
-    @NO_KEY_LISTING
-    async def test_set_values_is_idempotent(
-        self, kv_store: ByteStore, three_values: tuple[bytes, bytes, bytes]
-    ) -> None:
-        await super().test_set_values_is_idempotent(kv_store, three_values)
-
-
-@pytest.mark.langchain
-async def test_cache_backed_embeddings_through_the_sdk(momento_server: Any) -> None:
-    from llmcache.adapters.langchain import LangChainByteStore
-    from tests.langchain_checks import acheck_cache_backed_embeddings, check_cache_backed_embeddings
-
-    store = LangChainByteStore(local(momento_server))
-    try:
-        check_cache_backed_embeddings(store, listable=False)
-        await store.backend.aclear()
-        await acheck_cache_backed_embeddings(store, listable=False)
-        with pytest.raises(UnsupportedOperation, match=r"MomentoBackend cannot .*KeyListing"):
-            list(store.yield_keys())
-        with pytest.raises(UnsupportedOperation, match=r"MomentoBackend cannot .*KeyListing"):
-            [k async for k in store.ayield_keys()]
-    finally:
-        await store.aclose()
-
-
+# -- the embeddings byte store (standard suites: tests/test_langchain_suites.py) --------------
 @pytest.mark.langchain
 def test_cache_backed_embeddings_survive_a_stopped_server(own_server: Any) -> None:
     from llmcache.adapters.langchain import LangChainByteStore
@@ -748,14 +597,11 @@ def test_cache_backed_embeddings_survive_a_stopped_server(own_server: Any) -> No
 
 # -- chat history on Momento lists ---------------------------------------------------------------
 @pytest.mark.langchain
-async def test_chat_history_with_runnable_through_the_sdk(momento_server: Any) -> None:
+async def test_chat_history_trims_on_momento_lists(momento_server: Any) -> None:
     from llmcache.adapters.langchain import LangChainChatHistory
-    from tests.langchain_checks import acheck_history_with_runnable, check_history_with_runnable
 
     backend = local(momento_server)
     try:
-        check_history_with_runnable(lambda sid: LangChainChatHistory(backend, sid), "s1")
-        await acheck_history_with_runnable(lambda sid: LangChainChatHistory(backend, sid), "s2")
         history = LangChainChatHistory(backend, "trim", max_messages=2)
         history.add_messages([])
         for text in ("1", "2", "3"):

@@ -1,162 +1,102 @@
-"""redis://, rediss://, redis+cluster:// against the backend contract; URLs, errors and faults.
+"""redis://, rediss://, redis+cluster:// beyond the contract: URLs, errors, faults, cluster spread.
 
-The servers are real redis-server processes on free loopback ports (never the machine's 6379),
-started once per session by ``backends/redis/servers.py``: a standalone node shaped like
-ElastiCache, a TLS + AUTH node, and a 3-master cluster. Without redis-server the tests skip, or
-fail when LLMCACHE_REQUIRE_SERVERS=1.
+The contract and LangChain's standard suites run on all three server shapes in
+tests/test_contract.py and tests/test_langchain_suites.py. The servers are real redis-server
+processes on free loopback ports (never the machine's 6379), started once per session by the
+fixtures of tests/conftest.py (``standalone``, ``tls_server``, ``cluster``, ``own_server``) from
+``backends.redis.servers``. Without redis-server the tests skip, or fail when
+LLMCACHE_REQUIRE_SERVERS=1.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import signal
-import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
+from urllib.parse import quote
 
 import pytest
-from langchain_core.caches import BaseCache
-from langchain_core.stores import ByteStore
-from langchain_tests.integration_tests import (
-    AsyncCacheTestSuite,
-    BaseStoreAsyncTests,
-    BaseStoreSyncTests,
-    SyncCacheTestSuite,
-)
 from pydantic import SecretStr
 
-from llmcache.backends.base import Backend
+from backends.redis import servers
 from llmcache.backends.redis import RedisBackend, RedisClusterBackend
 from llmcache.errors import BackendError, BackendUnavailable, ConfigError
 from llmcache.registry import create_backend
-from llmcache.testing import BackendContract, server_missing
+from llmcache.testing import Ops
+from tests.backends.clients import REDIS_RELAXED as RELAXED
+from tests.backends.clients import new_namespace as ns
+from tests.backends.clients import redis_client
 
 pytestmark = pytest.mark.redis
 
 
-def _load_servers() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "backends" / "redis" / "servers.py"
-    spec = importlib.util.spec_from_file_location("llmcache_test_redis_servers", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
+# -- beyond the contract (tests/test_contract.py runs it on all three shapes) ----------------------
+@pytest.fixture(params=["standalone", "tls_server", "cluster"])
+def any_server(request: pytest.FixtureRequest) -> Any:
+    return request.getfixturevalue(request.param)
 
 
-servers = _load_servers()
-
-
-def _start(starter: Callable[[], Any]) -> Iterator[Any]:
-    try:
-        server = starter()
-    except servers.ServerMissing as exc:
-        server_missing(f"cannot start Redis for these tests: {exc}")
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="session")
-def standalone() -> Iterator[Any]:
-    yield from _start(servers.start_standalone)
-
-
-@pytest.fixture(scope="session")
-def tls_server() -> Iterator[Any]:
-    yield from _start(servers.start_tls)
-
-
-@pytest.fixture(scope="session")
-def cluster() -> Iterator[Any]:
-    yield from _start(servers.start_cluster)
+@pytest.fixture(params=["sync", "async"])
+def mode(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
 @pytest.fixture
-def own_server() -> Iterator[Any]:
-    """A standalone server of this test's own, to kill and restart."""
-    yield from _start(servers.start_standalone)
+async def store(any_server: Any, mode: str) -> AsyncIterator[Ops]:
+    ops = Ops(create_backend(any_server.url, namespace=ns(), **RELAXED), mode)
+    yield ops
+    await ops.clear()
+    await ops.close()
 
 
-def ns() -> str:
-    return f"t{uuid.uuid4().hex[:12]}"
+@pytest.fixture
+def raw(any_server: Any) -> Iterator[Any]:
+    """redis-py's own client for the server (no namespace, no key prefix)."""
+    client = redis_client(any_server)
+    yield client
+    client.close()
 
 
-# -- the contract on three server shapes ---------------------------------------------------------
-# The contract checks behaviour, not latency: on a busy shared CI machine, 200 concurrent first
-# connections (TLS handshakes included) need more than the 250 ms defaults, which the fault tests
-# below check on their own.
-RELAXED = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+async def test_clear_removes_thousands_of_keys_everywhere(store: Ops) -> None:
+    items = {f"k{i}": b"v" for i in range(2500)}  # > one SCAN/UNLINK batch, all slots
+    await store.set_many(items, ttl=60)
+    assert store.backend.info()["entries"] == 2500  # type: ignore[attr-defined]
+    await store.clear()
+    assert store.backend.info()["entries"] == 0  # type: ignore[attr-defined]
 
 
-class RedisContract(BackendContract):
-    shares_store = True
-    short_ttl = 0.3
-
-    def write_foreign(self, backend: Backend, key: str, value: bytes) -> None:
-        assert isinstance(backend, RedisBackend)
-        backend._client().set(key, value)  # the raw driver client: no namespace prefix
-
-    def read_foreign(self, backend: Backend, key: str) -> bytes | None:
-        assert isinstance(backend, RedisBackend)
-        value: bytes | None = backend._client().get(key)
-        backend._client().delete(key)
-        return value
-
-    async def test_clear_removes_thousands_of_keys_everywhere(self, store: Any) -> None:
-        items = {f"k{i}": b"v" for i in range(2500)}  # > one SCAN/UNLINK batch, all slots
-        await store.set_many(items, ttl=60)
-        assert store.backend.info()["entries"] == 2500
-        await store.clear()
-        assert store.backend.info()["entries"] == 0
-
-    async def test_ttl_is_set_in_milliseconds(self, store: Any) -> None:
-        await store.set("k", b"v", ttl=42.5)
-        pttl = store.backend._client().pttl(store.backend._key("k"))
-        assert 42_000 < pttl <= 42_500
+async def test_ttl_is_set_in_milliseconds(store: Ops, raw: Any) -> None:
+    await store.set("k", b"v", ttl=42.5)
+    # Keys are ``llmcache:<namespace>:<key>`` (documented): key_prefix + key.
+    pttl = raw.pttl(store.backend.key_prefix + "k")
+    assert 42_000 < pttl <= 42_500
 
 
-class TestStandalone(RedisContract):
-    @pytest.fixture
-    def make_backend(self, standalone: Any) -> Callable[[str], Backend]:
-        return lambda namespace: create_backend(standalone.url, namespace=namespace, **RELAXED)
-
-    def test_info_reports_the_elasticache_shape(self, standalone: Any) -> None:
-        with create_backend(standalone.url, namespace=ns()) as store:
-            store.set("k", b"v")
-            info = store.info()
-            store.clear()
-        assert info["entries"] == 1
-        assert info["maxmemory_policy"] == "volatile-lru"
-        assert info["maxmemory"] == 256 * 1024 * 1024
-        assert info["redis_version"]
+def test_info_reports_the_elasticache_shape(standalone: Any) -> None:
+    with create_backend(standalone.url, namespace=ns()) as store:
+        store.set("k", b"v")
+        info = store.info()  # type: ignore[attr-defined]
+        store.clear()
+    assert info["entries"] == 1
+    assert info["maxmemory_policy"] == "volatile-lru"
+    assert info["maxmemory"] == 256 * 1024 * 1024
+    assert info["redis_version"]
 
 
-class TestTlsAuth(RedisContract):
-    @pytest.fixture
-    def make_backend(self, tls_server: Any) -> Callable[[str], Backend]:
-        return lambda namespace: create_backend(tls_server.url, namespace=namespace, **RELAXED)
-
-
-class TestCluster(RedisContract):
-    @pytest.fixture
-    def make_backend(self, cluster: Any) -> Callable[[str], Backend]:
-        return lambda namespace: create_backend(cluster.url, namespace=namespace, **RELAXED)
-
-    def test_keys_spread_over_every_master(self, cluster: Any) -> None:
+def test_keys_spread_over_every_master(cluster: Any) -> None:
+    client = redis_client(cluster)
+    try:
         with create_backend(cluster.url, namespace=ns()) as store:
-            store.set_many({f"k{i}": b"v" for i in range(60)})
-            client = store._client()  # type: ignore[attr-defined]
+            store.set_many({f"k{i}": b"v" for i in range(60)})  # type: ignore[attr-defined]
             per_node = [client.dbsize(target_nodes=n) for n in client.get_primaries()]
             store.clear()
-        assert len(per_node) == 3 and all(count > 0 for count in per_node)
+    finally:
+        client.close()
+    assert len(per_node) == 3 and all(count > 0 for count in per_node)
 
 
 # -- URLs and options (no server needed) ---------------------------------------------------------
@@ -185,7 +125,8 @@ def test_url_parts_and_typed_options() -> None:
     )
     assert isinstance(store, RedisBackend)
     assert store.url.nodes == (("cache.example.com", 6380),) and store.url.db == 3
-    assert (store.username, store._password) == ("app@x", "p:ss")
+    assert (store.url.username, store.url.password) == ("app@x", "p:ss")
+    assert store.username == "app@x"  # the password is checked against a server below
     assert (store.options.socket_timeout, store.options.retries, store.default_ttl) == (0.1, 0, 60)
     assert "p:ss" not in repr(store) and "p:ss" not in repr(store.options)
     cluster = create_backend("redis+cluster://a:7000, [::1]:7001,b")
@@ -199,27 +140,44 @@ def test_defaults_are_cache_sized() -> None:
     assert store.options.retries <= 1
 
 
-def test_credentials_from_the_environment_reach_the_backend_and_url_credentials_stand_without(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def _logs_in(store: Any) -> bool:
+    """True when ``store`` authenticates to the server (a wrong or missing password raises)."""
+    with store:
+        store.set("login", b"ok", ttl=5)
+        ok = bool(store.get("login") == b"ok")
+        store.clear()
+    return ok
+
+
+def test_credentials_from_the_environment_reach_the_server_and_url_credentials_stand_without(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, tls_server: Any
 ) -> None:
     from llmcache.config import load_settings
     from llmcache.registry import backend_from_settings
 
     monkeypatch.chdir(tmp_path)  # no llmcache.toml / .env from elsewhere
-    monkeypatch.setenv("LLMCACHE_REDIS_USERNAME", "rbac-user")
-    monkeypatch.setenv("LLMCACHE_REDIS_PASSWORD", "s3cret")
-    store = backend_from_settings(load_settings(url="rediss://cache.example.com"))
-    assert isinstance(store, RedisBackend)
-    assert (store.username, store._password) == ("rbac-user", "s3cret")
-    assert "s3cret" not in repr(store.options)
+    ca = quote(str(tls_server.workdir / "ca.crt"))
+    relaxed = "&".join(f"{k}={v}" for k, v in RELAXED.items())
+    bare = f"rediss://127.0.0.1:{tls_server.port}/0?ssl_ca_certs={ca}&{relaxed}"
+    with_creds = f"{tls_server.url}&{relaxed}"  # the ACL user and password in the URL
+    monkeypatch.setenv("LLMCACHE_REDIS_USERNAME", servers.ACL_USER)
+    monkeypatch.setenv("LLMCACHE_REDIS_PASSWORD", servers.ACL_PASSWORD)
+    store = backend_from_settings(load_settings(url=bare, namespace=ns()))
+    assert isinstance(store, RedisBackend) and store.username == servers.ACL_USER
+    assert servers.ACL_PASSWORD not in repr(store.options)
+    assert _logs_in(store)  # the server took the password from the environment
     monkeypatch.delenv("LLMCACHE_REDIS_USERNAME")
     monkeypatch.delenv("LLMCACHE_REDIS_PASSWORD")
-    store = backend_from_settings(load_settings(url="redis://u:from-url@h"))
-    assert (store.username, store._password) == ("u", "from-url")  # type: ignore[attr-defined]
+    store = backend_from_settings(load_settings(url=with_creds, namespace=ns()))
+    assert store.username == servers.ACL_USER  # type: ignore[attr-defined]
+    assert _logs_in(store)
     # None is "not given", as keyword options too: the URL's credentials stand
-    store = create_backend("redis://u:from-url@h", username=None, password=None)
-    assert (store.username, store._password) == ("u", "from-url")  # type: ignore[attr-defined]
-    assert "from-url" not in repr(store.options)
+    store = create_backend(with_creds, namespace=ns(), username=None, password=None)
+    assert servers.ACL_PASSWORD not in repr(store.options)
+    assert _logs_in(store)
+    # and without them the server refuses: the checks above are not vacuous
+    with pytest.raises(BackendError):
+        _logs_in(create_backend(bare, namespace=ns()))
 
 
 @pytest.mark.parametrize(
@@ -410,11 +368,6 @@ def test_async_client_follows_the_event_loop(standalone: Any) -> None:
 
 
 # -- LangChain end to end ------------------------------------------------------------------------
-@pytest.fixture(params=["standalone", "tls_server", "cluster"])
-def any_server(request: pytest.FixtureRequest) -> Any:
-    return request.getfixturevalue(request.param)
-
-
 def _chat(cache: Any, n: int = 50) -> Any:
     from langchain_core.language_models import FakeListChatModel
 
@@ -457,8 +410,7 @@ async def test_langchain_async_hits_on_every_server_shape(any_server: Any) -> No
 
 
 def _fault_cache(url: str) -> Any:
-    from llmcache import LLMCache
-    from llmcache._breaker import CircuitBreaker
+    from llmcache import CircuitBreaker, LLMCache
     from llmcache.adapters.langchain import LangChainCache
 
     backend = create_backend(url, namespace=ns())
@@ -563,72 +515,7 @@ def test_64_concurrent_lookups_on_a_small_pool_all_hit(standalone: Any) -> None:
     assert asyncio.run(run()) == (0, 0)
 
 
-# -- LangChain's own standard cache suites, on every server shape -------------------------------
-class TestLangChainStandardSync(SyncCacheTestSuite):
-    @pytest.fixture
-    def cache(self, any_server: Any) -> Iterator[BaseCache]:
-        cache = _langchain_cache(any_server.url)
-        yield cache
-        cache.clear()
-        cache.close()
-
-
-class TestLangChainStandardAsync(AsyncCacheTestSuite):
-    @pytest.fixture
-    async def cache(self, any_server: Any) -> AsyncIterator[BaseCache]:
-        cache = _langchain_cache(any_server.url)
-        yield cache
-        await cache.aclear()
-        await cache.aclose()
-
-
-# -- the embeddings byte store: LangChain's standard store suites and CacheBackedEmbeddings ------
-def _byte_store(url: str) -> Any:
-    from llmcache.adapters.langchain import LangChainByteStore
-
-    return LangChainByteStore.from_url(url, namespace=ns(), **RELAXED)
-
-
-class TestLangChainByteStoreSync(BaseStoreSyncTests[bytes]):
-    @pytest.fixture
-    def kv_store(self, any_server: Any) -> Iterator[ByteStore]:
-        store = _byte_store(any_server.url)
-        yield store
-        store.backend.clear()
-        store.close()
-
-    @pytest.fixture
-    def three_values(self) -> tuple[bytes, bytes, bytes]:
-        return (b"foo", b"\x00\xffbar", "buzz é".encode())
-
-
-class TestLangChainByteStoreAsync(BaseStoreAsyncTests[bytes]):
-    @pytest.fixture
-    async def kv_store(self, any_server: Any) -> AsyncIterator[ByteStore]:
-        store = _byte_store(any_server.url)
-        yield store
-        await store.backend.aclear()
-        await store.aclose()
-
-    @pytest.fixture
-    def three_values(self) -> tuple[bytes, bytes, bytes]:
-        return (b"foo", b"\x00\xffbar", "buzz é".encode())
-
-
-@pytest.mark.langchain
-async def test_cache_backed_embeddings_on_every_server_shape(any_server: Any) -> None:
-    from tests.langchain_checks import acheck_cache_backed_embeddings, check_cache_backed_embeddings
-
-    store = _byte_store(any_server.url)
-    try:
-        check_cache_backed_embeddings(store)
-        await store.backend.aclear()
-        await acheck_cache_backed_embeddings(store)
-    finally:
-        await store.backend.aclear()
-        await store.aclose()
-
-
+# -- the embeddings byte store (the standard suites: tests/test_langchain_suites.py) --------
 @pytest.mark.langchain
 def test_cache_backed_embeddings_survive_a_killed_server(own_server: Any) -> None:
     from llmcache.adapters.langchain import LangChainByteStore
@@ -649,21 +536,20 @@ def test_cache_backed_embeddings_survive_a_killed_server(own_server: Any) -> Non
 
 # -- chat history on Redis lists -----------------------------------------------------------------
 @pytest.mark.langchain
-async def test_chat_history_with_runnable_on_every_server_shape(any_server: Any) -> None:
+async def test_chat_history_trims_and_sets_the_ttl_in_milliseconds(
+    any_server: Any, raw: Any
+) -> None:
     from llmcache.adapters.langchain import LangChainChatHistory
-    from tests.langchain_checks import acheck_history_with_runnable, check_history_with_runnable
 
     backend = create_backend(any_server.url, namespace=ns(), **RELAXED)
     try:
-        check_history_with_runnable(lambda sid: LangChainChatHistory(backend, sid), "s1")
-        await acheck_history_with_runnable(lambda sid: LangChainChatHistory(backend, sid), "s2")
         history = LangChainChatHistory(backend, "trim", max_messages=2, ttl=30)
         history.add_user_message("1")
         await history.aadd_messages([])
         history.add_ai_message("2")
         history.add_user_message("3")
         assert [m.content for m in history.messages] == ["2", "3"]
-        pttl = backend._client().pttl(backend._key("trim"))  # type: ignore[attr-defined]
+        pttl = raw.pttl(backend.key_prefix + "trim")
         assert 29_000 < pttl <= 30_000
     finally:
         await backend.aclear()
