@@ -11,21 +11,17 @@ cluster would disturb the other tests. Every stopped node is SIGCONT'ed in a ``f
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
 import signal
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 
-from llmcache import LLMCache
-from llmcache._breaker import CircuitBreaker
+from backends.redis import servers
+from llmcache import CircuitBreaker, LLMCache
 from llmcache.backends.redis import RedisClusterBackend
 from llmcache.backends.redis.node_breaker import NodeBreakers
 from llmcache.registry import create_backend
@@ -39,19 +35,6 @@ MARGIN = 0.2  # CI is loaded: the bound is one timeout plus this
 FAST = 0.05  # "no wait": a skipped node's keys
 NODE_FAILURES, NODE_COOLDOWN = 3, 1.0
 ROUNDS = 8
-
-
-def _load_servers() -> ModuleType:
-    path = Path(__file__).resolve().parents[2] / "backends" / "redis" / "servers.py"
-    spec = importlib.util.spec_from_file_location("llmcache_test_redis_servers", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-servers = _load_servers()
 
 
 @pytest.fixture(scope="module")
