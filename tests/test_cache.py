@@ -6,8 +6,15 @@ import logging
 
 import pytest
 
-from llmcache import BackendError, CodecError, ConfigError, KeyPolicy, LLMCache, from_url
-from llmcache._breaker import CircuitBreaker
+from llmcache import (
+    BackendError,
+    CircuitBreaker,
+    CodecError,
+    ConfigError,
+    KeyPolicy,
+    LLMCache,
+    from_url,
+)
 from llmcache.backends.memory import MemoryBackend
 from llmcache.codec import Codec
 

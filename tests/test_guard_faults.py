@@ -14,8 +14,7 @@ from typing import Any
 
 import pytest
 
-from llmcache import BackendError, LLMCache
-from llmcache._breaker import CircuitBreaker
+from llmcache import BackendError, CircuitBreaker, LLMCache
 from llmcache.adapters.langchain import LangChainByteStore
 from llmcache.backends.memory import MemoryBackend
 
