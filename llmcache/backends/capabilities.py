@@ -33,11 +33,13 @@ from llmcache.backends.base import Backend
 from llmcache.errors import ConfigError, UnsupportedOperation
 
 __all__ = [
+    "TTL",
     "AtomicAdd",
     "Batch",
     "Inspectable",
     "KeyListing",
     "Lists",
+    "MaxLen",
     "adelete_many",
     "aget_many",
     "aset_many",
@@ -49,6 +51,9 @@ __all__ = [
 ]
 
 C = TypeVar("C")
+#: Types of ``list_push``'s keyword arguments (kept short: every backend repeats the signature).
+MaxLen = int | None
+TTL = float | None
 
 
 @runtime_checkable
@@ -102,21 +107,11 @@ class Lists(Protocol):
     """
 
     def list_push(
-        self,
-        key: str,
-        values: Sequence[bytes],
-        *,
-        max_len: int | None = None,
-        ttl: float | None = None,
+        self, key: str, values: Sequence[bytes], *, max_len: MaxLen = None, ttl: TTL = None
     ) -> None: ...
     def list_range(self, key: str) -> list[bytes]: ...
     async def alist_push(
-        self,
-        key: str,
-        values: Sequence[bytes],
-        *,
-        max_len: int | None = None,
-        ttl: float | None = None,
+        self, key: str, values: Sequence[bytes], *, max_len: MaxLen = None, ttl: TTL = None
     ) -> None: ...
     async def alist_range(self, key: str) -> list[bytes]: ...
 

@@ -33,7 +33,7 @@ import diskcache
 from pydantic import ByteSize, Field
 
 from llmcache.backends.base import Backend, BackendOptions
-from llmcache.backends.capabilities import check_max_len
+from llmcache.backends.capabilities import TTL, MaxLen, check_max_len
 from llmcache.errors import BackendError, ConfigError, LLMCacheError
 
 __all__ = ["DiskBackend", "DiskOptions"]
@@ -215,12 +215,7 @@ class DiskBackend(Backend):
             yield key
 
     def list_push(
-        self,
-        key: str,
-        values: Sequence[bytes],
-        *,
-        max_len: int | None = None,
-        ttl: float | None = None,
+        self, key: str, values: Sequence[bytes], *, max_len: MaxLen = None, ttl: TTL = None
     ) -> None:
         max_len = check_max_len(max_len)
         full = self._key(key)
@@ -238,12 +233,7 @@ class DiskBackend(Backend):
         return _unpack(value, key)
 
     async def alist_push(
-        self,
-        key: str,
-        values: Sequence[bytes],
-        *,
-        max_len: int | None = None,
-        ttl: float | None = None,
+        self, key: str, values: Sequence[bytes], *, max_len: MaxLen = None, ttl: TTL = None
     ) -> None:
         await _in_thread(lambda: self.list_push(key, values, max_len=max_len, ttl=ttl))
 

@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import Field
 
 from llmcache.backends.base import Backend, BackendOptions
-from llmcache.backends.capabilities import check_max_len
+from llmcache.backends.capabilities import TTL, MaxLen, check_max_len
 
 __all__ = ["MemoryBackend", "MemoryOptions"]
 
@@ -125,12 +125,7 @@ class MemoryBackend(Backend):
         yield from keys
 
     def list_push(
-        self,
-        key: str,
-        values: Sequence[bytes],
-        *,
-        max_len: int | None = None,
-        ttl: float | None = None,
+        self, key: str, values: Sequence[bytes], *, max_len: MaxLen = None, ttl: TTL = None
     ) -> None:
         max_len = check_max_len(max_len)
         deadline = self._deadline(ttl)
@@ -192,12 +187,7 @@ class MemoryBackend(Backend):
             yield key
 
     async def alist_push(
-        self,
-        key: str,
-        values: Sequence[bytes],
-        *,
-        max_len: int | None = None,
-        ttl: float | None = None,
+        self, key: str, values: Sequence[bytes], *, max_len: MaxLen = None, ttl: TTL = None
     ) -> None:
         self.list_push(key, values, max_len=max_len, ttl=ttl)
 

@@ -39,7 +39,7 @@ from momento.config import Configuration
 from momento.responses import CacheDelete, CacheGet, CacheSet, CacheSetIfNotExists, CreateCache
 
 from llmcache.backends.base import Backend
-from llmcache.backends.capabilities import check_max_len
+from llmcache.backends.capabilities import TTL, MaxLen, check_max_len
 from llmcache.backends.momento import lists
 from llmcache.backends.momento.generation import Generation
 from llmcache.backends.momento.options import (
@@ -266,12 +266,7 @@ class MomentoBackend(Backend):
         self._map(lambda k: self._delete_at(generation, k), keys, started)
 
     def list_push(
-        self,
-        key: str,
-        values: Sequence[bytes],
-        *,
-        max_len: int | None = None,
-        ttl: float | None = None,
+        self, key: str, values: Sequence[bytes], *, max_len: MaxLen = None, ttl: TTL = None
     ) -> None:
         max_len, ttl_delta = check_max_len(max_len), self._ttl_delta(ttl)
         elements = lists.check_elements(self.cache_name, values)
@@ -430,12 +425,7 @@ class MomentoBackend(Backend):
         await asyncio.gather(*(self._adelete_at(generation, k) for k in keys))
 
     async def alist_push(
-        self,
-        key: str,
-        values: Sequence[bytes],
-        *,
-        max_len: int | None = None,
-        ttl: float | None = None,
+        self, key: str, values: Sequence[bytes], *, max_len: MaxLen = None, ttl: TTL = None
     ) -> None:
         max_len, ttl_delta = check_max_len(max_len), self._ttl_delta(ttl)
         elements = lists.check_elements(self.cache_name, values)

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
-from llmcache.backends.capabilities import check_max_len
+from llmcache.backends.capabilities import TTL, MaxLen, check_max_len
 
 __all__ = ["RedisLists"]
 
@@ -36,12 +36,7 @@ class RedisLists:
         def _px(self, ttl: float | None) -> int | None: ...
 
     def list_push(
-        self,
-        key: str,
-        values: Sequence[bytes],
-        *,
-        max_len: int | None = None,
-        ttl: float | None = None,
+        self, key: str, values: Sequence[bytes], *, max_len: MaxLen = None, ttl: TTL = None
     ) -> None:
         """Append ``values`` in one MULTI; keep the newest ``max_len``; renew the list's ttl."""
         max_len, px = check_max_len(max_len), self._px(ttl)
@@ -57,12 +52,7 @@ class RedisLists:
             return list(self._client().lrange(self._key(key), 0, -1))
 
     async def alist_push(
-        self,
-        key: str,
-        values: Sequence[bytes],
-        *,
-        max_len: int | None = None,
-        ttl: float | None = None,
+        self, key: str, values: Sequence[bytes], *, max_len: MaxLen = None, ttl: TTL = None
     ) -> None:
         """Async :meth:`list_push`."""
         max_len, px = check_max_len(max_len), self._px(ttl)
