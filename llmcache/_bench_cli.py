@@ -73,7 +73,7 @@ def bench(
     )
     costs = monthly_costs(Traffic(rps, hit_ratio, value_bytes), prices)
     report = {
-        "config": {**config.__dict__},
+        "config": {**config.__dict__, "urls": [redact_url(u) for u in config.urls]},
         "results": [r.as_dict() for r in results],
         "monthly_cost_usd": costs,
         "cost_assumptions": {

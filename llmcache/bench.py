@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llmcache.cache import LLMCache
+from llmcache.registry import redact_url
 
 __all__ = ["BenchConfig", "BenchResult", "make_answers", "percentiles", "run_bench"]
 
@@ -114,7 +115,7 @@ class BenchResult:
                 statistics.median(hit.latencies) / statistics.median(store.latencies), 3
             )
         return {
-            "url": self.url,
+            "url": redact_url(self.url),  # reports are printed and shared: no passwords
             "error": self.error,
             "bytes_per_entry": round(self.bytes_per_entry, 1),
             "bytes_per_hit": round(self.bytes_per_hit, 1),

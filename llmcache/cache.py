@@ -94,7 +94,16 @@ class LLMCache:
         encryption_key: str | None = None,
         **options: Any,
     ) -> Self:
-        """Build a cache on the backend named by ``url``; ``options`` go to the backend."""
+        """Build a cache on the backend named by ``url``; ``options`` go to the backend.
+
+        Where secrets come from: ``from_url`` reads no environment variable. A Redis password
+        is the URL's (``redis://user:password@host``, percent-encoded) or the ``password=``
+        keyword (``username=`` for an ACL user); a Momento API key is never in the URL: pass
+        ``api_key=``. To take them from the environment, ``.env`` or ``llmcache.toml``
+        instead (``LLMCACHE_REDIS_PASSWORD``, ``LLMCACHE_REDIS_USERNAME``,
+        ``LLMCACHE_MOMENTO_API_KEY`` or ``MOMENTO_API_KEY``), use ``from_settings``.
+        Messages and ``repr`` never show a password (see :func:`llmcache.registry.redact_url`).
+        """
         backend = create_backend(url, namespace=namespace, **options)
         return cls(
             backend,

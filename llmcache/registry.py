@@ -13,9 +13,10 @@ Example::
 from __future__ import annotations
 
 import importlib
+import re
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from llmcache.backends.base import Backend, BackendOptions, option_env
 from llmcache.errors import BackendUnavailable, ConfigError
@@ -93,7 +94,7 @@ def scheme_of(url: str) -> str:
     """The scheme of ``url``, lower-cased; a URL without one is a :class:`ConfigError`."""
     if "://" not in url:
         raise ConfigError(
-            f"invalid cache URL {url!r}: expected scheme://..., "
+            f"invalid cache URL {redact_url(url)!r}: expected scheme://..., "
             f"one of {', '.join(s + '://' for s in available_schemes())}"
         )
     return urlsplit(url).scheme.lower()
@@ -104,8 +105,7 @@ def backend_class(scheme: str) -> type[Backend]:
     schemes = _schemes()
     if scheme not in schemes:
         raise ConfigError(
-            f"unknown cache URL scheme {scheme!r}; valid schemes: "
-            f"{', '.join(sorted(schemes))}"
+            f"unknown cache URL scheme {scheme!r}; valid schemes: {', '.join(sorted(schemes))}"
         )
     target, extra = schemes[scheme]
     module_name, _, attr = target.partition(":")
@@ -141,25 +141,84 @@ def backend_from_settings(settings: Settings, *, namespace: str | None = None) -
             if name in settings.backend_env:
                 from_env[field] = settings.backend_env[name].get_secret_value()
                 break
+    valid = backend_cls.Options.model_fields
+    unknown = sorted(name for name in settings.options if name not in valid)
+    if unknown:
+        scheme = scheme_of(settings.url)
+        raise ConfigError(
+            f"option {unknown[0]!r} from the settings (LLMCACHE_OPTIONS / [options] in "
+            f"llmcache.toml or [tool.llmcache.options] in pyproject.toml) does not apply to "
+            f"the {scheme}:// backend of {redact_url(settings.url)!r}; valid options: "
+            f"{', '.join(sorted(valid)) or '(none)'}"
+        )
     options = {**from_env, **settings.options}
     return backend_cls.from_url(settings.url, namespace=namespace or settings.namespace, **options)
 
 
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*:")
+_PORT = re.compile(r"\d{0,5}")
+_REDACTED = "***"
+
+
 def redact_url(url: str) -> str:
-    """``url`` safe to print: the password and secret-looking query values become ``***``."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        userinfo, _, hosts = netloc.rpartition("@")
-        user = userinfo.split(":", 1)[0]
-        netloc = f"{user}:***@{hosts}" if ":" in userinfo else f"***@{hosts}"
-    query = urlencode(
-        [
-            (k, "***" if any(s in k.lower() for s in _SECRET_OPTIONS) else v)
-            for k, v in parse_qsl(parts.query, keep_blank_values=True)
-        ],
-        safe="/:*",
-    )
-    if netloc == parts.netloc and query == parts.query:
-        return url  # nothing secret: print it as the user wrote it
-    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+    """``url`` safe to print: the password and secret-looking query values become ``***``.
+
+    Made for URLs as people type them, malformed ones included: whatever precedes the last
+    ``@`` after the scheme is credentials (``redis:/:pw@h``, ``redis://:pa/ss@h``,
+    ``redis://:pw@``), a non-numeric "port" may be a password that lost its ``@``
+    (``redis://:pw``), and percent-encoding that hides an ``@`` or ``:`` is decoded first.
+    A URL without anything secret is returned exactly as written.
+    """
+    try:
+        decoded = unquote(url)
+        if decoded != url and (
+            decoded.count("@") > url.count("@") or decoded.count(":") > url.count(":")
+        ):
+            url = decoded  # an encoded separator: judge (and show) the decoded form
+        return _redact_url(url)
+    except Exception:  # pragma: no cover - defensive: never echo what could not be checked
+        return "<cache URL not shown>"
+
+
+def _redact_url(url: str) -> str:
+    m = _SCHEME.match(url)
+    prefix, rest = (url[: m.end()], url[m.end() :]) if m else ("", url)
+    body = rest.lstrip("/")
+    lead = rest[: len(rest) - len(body)]
+    at = body.rfind("@")
+    if at >= 0:
+        userinfo, after = body[:at], body[at + 1 :]
+        user, colon, _ = userinfo.partition(":")
+        keep_user = colon and not any(c in user for c in "/?#")
+        head = f"{user}:{_REDACTED}@" if keep_user else f"{_REDACTED}@"
+        return prefix + lead + head + _redact_after_host(after)
+    # No "@": a "host:port" whose port is not a number may be "user:password" without host.
+    cut = min((i for i in (body.find(c) for c in "/?#") if i >= 0), default=len(body))
+    authority, tail = body[:cut], body[cut:]
+    nodes = ",".join(_redact_node(node) for node in authority.split(","))
+    return prefix + lead + nodes + _redact_after_host(tail)
+
+
+def _redact_node(node: str) -> str:
+    """``host[:port]`` as is; ``host:<not a number>`` as ``host:***``."""
+    host, sep, port = node.rpartition("]:") if node.startswith("[") else node.partition(":")
+    if not sep or _PORT.fullmatch(port.strip()):
+        return node
+    return f"{host}{sep}{_REDACTED}" if host else _REDACTED
+
+
+def _redact_after_host(text: str) -> str:
+    """``host/path?query#fragment`` with secret-looking query values as ``***``."""
+    before, q, query = text.partition("?")
+    if not q:
+        return text
+    query, hash_, fragment = query.partition("#")
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(_secret_option(k) for k, _ in pairs):
+        return text
+    redacted = urlencode([(k, _REDACTED if _secret_option(k) else v) for k, v in pairs], safe="/:*")
+    return f"{before}?{redacted}{hash_}{fragment}"
+
+
+def _secret_option(name: str) -> bool:
+    return any(s in name.lower() for s in _SECRET_OPTIONS)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import logging
 import os
 import threading
@@ -32,6 +33,7 @@ from typing import Any
 import orjson
 
 from llmcache.errors import ConfigError
+from llmcache.keys._params import redact_llm_string
 
 __all__ = ["RequestRecorder"]
 
@@ -50,7 +52,10 @@ class RequestRecorder:
     second has passed since the last write, before ``os.fork`` and at exit, and on
     :meth:`flush` / :meth:`close`. The first failed write is logged and recording stops.
 
-    The log holds prompt text: treat it like the prompts themselves.
+    The log holds prompt text: treat it like the prompts themselves. Credentials in the
+    ``llm_string`` (``api_key``, ``Authorization`` headers, ``model_kwargs.api_key``, proxy
+    URLs: the key policy's rule, :func:`llmcache.keys._params.redact_llm_string`) are written
+    as ``'***'``; the key of a logged request is the key of the request.
     """
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
@@ -86,13 +91,16 @@ class RequestRecorder:
             doc: dict[str, Any] = {
                 "ts": round(time.time(), 3),
                 "prompt": prompt,
-                "llm_string": llm_string,
+                "llm_string": redact_llm_string(llm_string),
             }
             if usage:
                 doc["usage"] = usage
             if hit is not None:
                 doc["hit"] = hit
-            line = orjson.dumps(doc) + b"\n"
+            try:
+                line = orjson.dumps(doc) + b"\n"
+            except TypeError:  # lone surrogates: orjson refuses them, json escapes them
+                line = json.dumps(doc, separators=(",", ":")).encode() + b"\n"
             with self._lock:
                 self._pending.append(line)
                 self._pending_bytes += len(line)

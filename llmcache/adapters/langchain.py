@@ -62,7 +62,16 @@ class LangChainCache(BaseCache):
     def from_url(
         cls, url: str, *, record_to: str | os.PathLike[str] | None = None, **options: Any
     ) -> Self:
-        """Cache on the backend named by ``url`` (see :meth:`LLMCache.from_url` for options)."""
+        """Cache on the backend named by ``url`` (see :meth:`LLMCache.from_url` for options).
+
+        Where secrets come from: ``from_url`` reads no environment variable. A Redis password
+        is the URL's (``redis://user:password@host``, percent-encoded) or the ``password=``
+        keyword (``username=`` for an ACL user); a Momento API key is never in the URL: pass
+        ``api_key=``. To take them from the environment, ``.env`` or ``llmcache.toml``
+        instead (``LLMCACHE_REDIS_PASSWORD``, ``LLMCACHE_REDIS_USERNAME``,
+        ``LLMCACHE_MOMENTO_API_KEY`` or ``MOMENTO_API_KEY``), use ``from_settings``.
+        Messages and ``repr`` never show a password (see :func:`llmcache.registry.redact_url`).
+        """
         return cls(LLMCache.from_url(url, **options), record_to=record_to)
 
     @classmethod

@@ -30,16 +30,27 @@ import re
 from dataclasses import dataclass
 from typing import Any, Literal
 
-__all__ = ["OPAQUE", "ParsedLLMString", "opaque", "parse_llm_string"]
+__all__ = ["OPAQUE", "Opaque", "ParsedLLMString", "opaque", "parse_llm_string"]
 
 _ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
-#: marks a value kept as text because it is not a Python literal: ``{OPAQUE: "<class 'a.B'>"}``.
+#: marks a value kept as text because it is not a Python literal: ``{OPAQUE: "<class 'a.B'>"}``
+#: in the canonical form (see :func:`llmcache.keys._params.canon`).
 OPAQUE = "__repr__"
 
 
-def opaque(text: str) -> dict[str, str]:
+@dataclass(frozen=True, slots=True)
+class Opaque:
+    """The text of a value that is not a Python literal (``<class 'a.B'>``, an object repr).
+
+    A type of its own, so that no literal (not even ``{'__repr__': '...'}``) can be mistaken
+    for it."""
+
+    text: str
+
+
+def opaque(text: str) -> Opaque:
     """``text`` as an opaque value, without memory addresses (``<f at 0x7f..>`` -> ``<f>``)."""
-    return {OPAQUE: _ADDRESS.sub("", text.strip())}
+    return Opaque(_ADDRESS.sub("", text.strip()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,13 +61,20 @@ class ParsedLLMString:
     ``model`` is ``None`` and ``params`` empty). ``model`` is the dotted LangChain id of a
     serialised model, or the ``_type`` of shape 2. ``params`` merges constructor and call-time
     parameters (a call-time value other than ``None`` wins); values are Python literals, JSON
-    values or :func:`opaque` text; text after the last pair that could be read is kept as
-    ``params["__unparsed__"]``.
+    values or :class:`Opaque` text; text from the first pair that could not be read on is
+    ``rest`` (``None`` when everything was read).
+
+    ``json_end`` is where the JSON of a serialised model ends (0 for other forms) and ``spans``
+    the ``(name, start, end)`` of each call-time value in ``llm_string``: what the request log
+    needs to blank out credentials without changing the key.
     """
 
     form: Literal["serialized", "params", "opaque"]
     model: Any
     params: dict[str, Any]
+    rest: str | None = None
+    json_end: int = 0
+    spans: tuple[tuple[str, Any, int, int], ...] = ()
 
 
 # --------------------------------------------------------------------------- repr list scanner
@@ -117,23 +135,53 @@ def _scan_value(s: str, i: int, angles: bool = True) -> int:
     return -1
 
 
+class _NonFinite(ast.NodeTransformer):
+    """``inf`` and ``nan`` as the floats whose repr they are (a model's ``float('inf')``)."""
+
+    def visit_Name(self, node: ast.Name) -> ast.AST:
+        if node.id in ("inf", "nan"):
+            return ast.copy_location(ast.Constant(float(node.id)), node)
+        return node
+
+
 def _literal(text: str) -> Any:
     try:
         return ast.literal_eval(text)
-    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return opaque(text)
+    except Exception:  # SyntaxError (bad escapes, NUL), ValueError, MemoryError, RecursionError..
+        pass
+    if "inf" in text or "nan" in text:
+        try:
+            return ast.literal_eval(_NonFinite().visit(ast.parse(text, mode="eval")))
+        except Exception:
+            pass
+    return opaque(text)
+
+
+def _key_text(quoted: str) -> str | None:
+    """The name a quoted key spells, or ``None`` when it is not a valid literal (``'\\N'``)."""
+    try:
+        name = ast.literal_eval(quoted)
+    except Exception:
+        return None
+    return name if isinstance(name, str) else None
 
 
 _KEY = re.compile(r"""\(\s*('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")\s*,\s*""")
 
 
-def _parse_pairs(s: str) -> tuple[list[tuple[str, Any]], str | None]:
-    """Parse ``str(sorted(d.items()))``; return the pairs and any unparsed remainder."""
-    s = s.strip()
-    if not (s.startswith("[") and s.endswith("]")):
-        return [], s or None
-    body = s[1:-1]
-    pairs: list[tuple[str, Any]] = []
+def _parse_pairs(s: str, offset: int = 0) -> tuple[list[tuple[str, Any, int, int]], str | None]:
+    """Parse ``str(sorted(d.items()))``; return the pairs and any unparsed remainder.
+
+    Each pair is ``(name, value, start, end)``: ``s[start:end]`` is the value's text (indices
+    shifted by ``offset``). Text that cannot be read (a key with a bad escape, an unclosed
+    bracket) ends the scan: it and what follows are the remainder. Never raises.
+    """
+    stripped = s.strip()
+    if not (stripped.startswith("[") and stripped.endswith("]")):
+        return [], stripped or None
+    first = len(s) - len(s.lstrip()) + 1  # index of the body in s
+    body = stripped[1:-1]
+    pairs: list[tuple[str, Any, int, int]] = []
     i, n = 0, len(body)
     while i < n:
         while i < n and body[i] in ", \t\r\n":
@@ -143,13 +191,17 @@ def _parse_pairs(s: str) -> tuple[list[tuple[str, Any]], str | None]:
         m = _KEY.match(body, i)
         if m is None:
             return pairs, body[i:]
+        key = _key_text(m.group(1))
         end = _scan_value(body, m.end())
         if end < 0:
             end = _scan_value(body, m.end(), angles=False)
-        if end < 0:
+        if end < 0 or key is None:
             return pairs, body[i:]
-        key = ast.literal_eval(m.group(1))
-        pairs.append((str(key), _literal(body[m.end() : end].strip())))
+        text = body[m.end() : end]
+        start = m.end() + len(text) - len(text.lstrip())
+        stop = m.end() + len(text.rstrip())
+        base = offset + first
+        pairs.append((key, _literal(text.strip()), base + start, base + stop))
         i = end + 1
     return pairs, None
 
@@ -160,11 +212,22 @@ _DECODER = json.JSONDecoder()
 
 
 def parse_llm_string(llm_string: str) -> ParsedLLMString:
-    """Split ``llm_string`` into its form, model identity and merged parameters."""
+    """Split ``llm_string`` into its form, model identity and merged parameters.
+
+    Never raises: text it cannot read is the ``opaque`` form, or the ``rest`` of a known one.
+    """
+    try:
+        return _parse(llm_string)
+    except Exception:  # pragma: no cover - the scanner is total; this is the last resort
+        return ParsedLLMString("opaque", None, {})
+
+
+def _parse(llm_string: str) -> ParsedLLMString:
     merged: dict[str, Any] = {}
     model: Any = None
     form: Literal["serialized", "params", "opaque"] = "opaque"
     tail: str | None = None
+    json_end = 0
     if llm_string.startswith("{"):
         try:
             obj, end = _DECODER.raw_decode(llm_string)
@@ -177,22 +240,24 @@ def parse_llm_string(llm_string: str) -> ParsedLLMString:
             kwargs = obj.get("kwargs")
             if isinstance(kwargs, dict):
                 merged.update(kwargs)
+            json_end = end
             tail = llm_string[end + 3 :]
     elif llm_string.startswith("["):
         form = "params"
         tail = llm_string
+    rest: str | None = None
+    spans: tuple[tuple[str, Any, int, int], ...] = ()
     if tail is not None:
-        pairs, rest = _parse_pairs(tail)
+        pairs, rest = _parse_pairs(tail, len(llm_string) - len(tail))
         if form == "params" and not pairs:
             form = "opaque"
         else:
-            for name, value in pairs:
+            for name, value, _, _ in pairs:
                 if value is not None or name not in merged:
                     merged[name] = value  # call-time values override constructor values
-            if rest is not None:
-                merged["__unparsed__"] = opaque(rest)
+            spans = tuple(pairs)
             if form == "params":
                 model = merged.pop("_type", None)
     if form == "opaque":
         return ParsedLLMString("opaque", None, {})
-    return ParsedLLMString(form, model, merged)
+    return ParsedLLMString(form, model, merged, rest, json_end, spans)

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, field_validator, model_validator
 
 from llmcache.errors import ConfigError
-from llmcache.keys._params import ModelParams, canon, digest, dumps, model_params
+from llmcache.keys._params import ModelParams, canon, canon_mapping, digest, dumps, model_params
 
 __all__ = ["KeyDecision", "KeyPolicy", "TemperatureMode"]
 
@@ -180,7 +180,7 @@ def _prepare(
                 bypass = f"temperature {raw!r} is not a number (bypass_above {threshold:g})"
             elif temp > threshold:
                 bypass = f"temperature {temp:g} > bypass_above {threshold:g}"
-    head = dumps({"model": parsed.model, "params": params})
+    head = dumps({"model": parsed.model, "params": canon_mapping(params)})
     prefix = head[:-1] + b',"prompt":"'
     return _Prepared(parsed, parsed.model, params, dropped, bypass, greedy, prefix)
 
@@ -218,7 +218,18 @@ class KeyPolicy(BaseModel, frozen=True, extra="forbid"):
         return value
 
     def decide(self, prompt: str, llm_string: str) -> KeyDecision:
-        """Return the key for ``(prompt, llm_string)``, or a bypass with its reason."""
+        """Return the key for ``(prompt, llm_string)``, or a bypass with its reason.
+
+        Never raises: any text is a key (text that does not parse is identified whole) or,
+        as a last resort, a bypass (the call goes to the model, uncached).
+        """
+        try:
+            return self._decide(prompt, llm_string)
+        except Exception as exc:
+            reason = f"request not understood ({type(exc).__name__}): not cached"
+            return KeyDecision(key=None, reason=reason, samples=1, material={})
+
+    def _decide(self, prompt: str, llm_string: str) -> KeyDecision:
         mode = self.temperature
         prep = _prepare(llm_string, mode.kind, mode.threshold, self.ignore_params)
         pdig = digest(prompt.encode("utf-8", "surrogatepass"))

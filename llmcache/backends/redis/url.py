@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 from llmcache.errors import ConfigError
+from llmcache.registry import redact_url
 
 __all__ = ["DEFAULT_PORT", "RedisURL", "glob_escape", "parse_redis_url"]
 
@@ -59,7 +60,9 @@ def _node(text: str, url_for_errors: str) -> tuple[str, int]:
     if not port_text:
         return host, DEFAULT_PORT
     if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ConfigError(f"invalid port {port_text!r} in cache URL {url_for_errors!r}")
+        # A port that is not a number may be a password that lost its "@": never echo it.
+        shown = f" {port_text!r}" if port_text.isdigit() else ""
+        raise ConfigError(f"invalid port{shown} in cache URL {url_for_errors!r}: expected 1-65535")
     return host, int(port_text)
 
 
@@ -72,8 +75,8 @@ def parse_redis_url(url: str, *, cluster: bool = False) -> RedisURL:
             f"unsupported scheme {parts.scheme!r} for the Redis backend; use one of "
             "redis, rediss, valkey, valkeys and their +cluster forms"
         )
-    userinfo, at, hostlist = parts.netloc.rpartition("@")
-    safe_url = url.replace(userinfo + at, "***@") if at else url
+    userinfo, _, hostlist = parts.netloc.rpartition("@")
+    safe_url = redact_url(url)  # what messages show: never the password, even when malformed
     username, _, password = userinfo.partition(":")
     text_nodes = [n.strip() for n in hostlist.split(",")] if hostlist else []
     nodes = tuple(_node(n, safe_url) for n in text_nodes) or (("localhost", DEFAULT_PORT),)
