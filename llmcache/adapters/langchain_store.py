@@ -79,13 +79,9 @@ class LangChainByteStore(ByteStore):
     ) -> Self:
         """A store on the backend named by ``url``; ``options`` go to the backend.
 
-        Where secrets come from: ``from_url`` reads no environment variable. A Redis password
-        is the URL's (``redis://user:password@host``, percent-encoded) or the ``password=``
-        keyword (``username=`` for an ACL user); a Momento API key is never in the URL: pass
-        ``api_key=``. To take them from the environment, ``.env`` or ``llmcache.toml``
-        instead (``LLMCACHE_REDIS_PASSWORD``, ``LLMCACHE_REDIS_USERNAME``,
-        ``LLMCACHE_MOMENTO_API_KEY`` or ``MOMENTO_API_KEY``), use ``from_settings``.
-        Messages and ``repr`` never show a password (see :func:`llmcache.registry.redact_url`).
+        Secrets as in :meth:`llmcache.LLMCache.from_url`: the URL or keywords here; the
+        environment (``LLMCACHE_REDIS_PASSWORD``, ``LLMCACHE_MOMENTO_API_KEY``) via
+        ``from_settings``.
         """
         return cls(create_backend(url, namespace=namespace, **options), ttl=ttl, on_error=on_error)
 

@@ -9,6 +9,13 @@ retries few (1, with backoff), so a store that is down costs a call little and r
 Sync calls use ``redis.Redis``, async calls ``redis.asyncio`` (native, no threads); each side has
 its own connection pool, created on first use by :meth:`RedisBackend._create_sync_client` /
 :meth:`RedisBackend._create_async_client`, the factory :class:`RedisClusterBackend` overrides.
+The async side keeps one client per live event loop (:class:`~.pool.LoopBoundClient`).
+
+Time budget: every operation runs in one budget of ``socket_timeout`` (:mod:`.pool`) covering
+the wait for a pooled connection, connecting (bounded on its own by ``socket_connect_timeout``)
+and the command, so a call's added latency is at most one ``socket_timeout`` whatever the
+concurrency: a burst against a hung server fails every call at its budget instead of queueing
+them behind each other's timeouts. ``clear`` and key listing get one budget per round trip.
 Capabilities: ``Batch``, ``AtomicAdd``, ``KeyListing``, ``Lists`` (:mod:`.lists`), ``Inspectable``.
 
 Example::
@@ -40,7 +47,16 @@ from llmcache.backends.base import Backend
 from llmcache.backends.redis.errors import map_errors
 from llmcache.backends.redis.lists import RedisLists
 from llmcache.backends.redis.options import RedisOptions
-from llmcache.backends.redis.pool import AsyncPool, LoopBoundClient
+from llmcache.backends.redis.pool import (
+    AsyncBudget,
+    AsyncPool,
+    Budget,
+    BudgetConnection,
+    BudgetSSLConnection,
+    LoopBoundClient,
+    SyncPool,
+)
+from llmcache.backends.redis.pool import backstop as _backstop
 from llmcache.backends.redis.url import glob_escape, parse_redis_url
 
 __all__ = ["RedisBackend"]
@@ -94,6 +110,19 @@ class RedisBackend(RedisLists, Backend):
             )
         return kwargs
 
+    def _async_client_kwargs(self) -> dict[str, Any]:
+        """:meth:`_client_kwargs` for an async client, whose every call runs in an AsyncBudget.
+
+        Connecting is bounded by the call's budget (socket_timeout + socket_connect_timeout for
+        a call that opens a connection); the driver's own connect timeout, which also counts
+        the event loop's backlog (a burst of tasks, other threads holding the GIL: "Timeout
+        connecting to server" on a healthy server), is only a backstop.
+        """
+        o = self.options
+        kwargs = self._client_kwargs()
+        kwargs["socket_connect_timeout"] = _backstop(o.socket_timeout, o.socket_connect_timeout)
+        return kwargs
+
     def _retry(self, retry_class: Any) -> Any:
         # Retry only a dropped connection (a restarted or failed-over server, an idle connection
         # closed by a proxy), never a timeout: a slow store costs one timeout, not several.
@@ -101,23 +130,45 @@ class RedisBackend(RedisLists, Backend):
         return retry_class(backoff, self.options.retries, supported_errors=(RedisConnectionError,))
 
     def _create_sync_client(self) -> Any:
-        return redis.Redis.from_pool(self._pool(redis, Retry))
+        classes = (redis.Connection, redis.SSLConnection)
+        return redis.Redis.from_pool(self._pool(classes, Retry, SyncPool))
 
     def _create_async_client(self) -> Any:
-        return redis.asyncio.Redis.from_pool(self._pool(redis.asyncio, AsyncRetry, AsyncPool))
+        classes = (BudgetConnection, BudgetSSLConnection)
+        pool = self._pool(classes, AsyncRetry, AsyncPool, self._async_client_kwargs())
+        # Every async call runs in an AsyncBudget, which cuts waits, connects and reads. No
+        # driver read timeout: with one, redis-py sends through asyncio.wait_for, which on
+        # Python 3.11 can swallow the budget's cancellation (a call then waited the backstop).
+        pool.connection_kwargs["socket_timeout"] = None
+        return redis.asyncio.Redis.from_pool(pool)
 
-    def _pool(self, driver: Any, retry: Any, pool_class: Any = None) -> Any:
-        # A blocking pool: over max_connections an operation waits for a free connection (at most
-        # the time one takes to connect and answer) instead of failing at once on a burst.
-        kwargs = self._client_kwargs()
+    def _pool(
+        self,
+        classes: tuple[Any, Any],
+        retry: Any,
+        pool_class: Any,
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        # A blocking pool: over max_connections an operation waits for a free connection, within
+        # its budget (see the module docstring), instead of failing at once.
+        kwargs = dict(self._client_kwargs() if kwargs is None else kwargs)
         tls = kwargs.pop("ssl", False)
         host, port = self.url.nodes[0]
-        return (pool_class or driver.BlockingConnectionPool)(
-            connection_class=driver.SSLConnection if tls else driver.Connection,
+        return pool_class(
+            connection_class=classes[1] if tls else classes[0],
             timeout=self.options.socket_connect_timeout + self.options.socket_timeout,
             **{"host": host, "port": port, "db": self.url.db, "retry": self._retry(retry)},
             **kwargs,
         )
+
+    # -- one budget per call: checkout + connect + command (see pool.py) ----------------------
+    def _budget(self) -> Budget:
+        return Budget(self.options.socket_timeout)
+
+    def _abudget(self) -> AsyncBudget:
+        o = self.options
+        limit = _backstop(o.socket_timeout, o.socket_connect_timeout)
+        return AsyncBudget(o.socket_timeout, limit, connect=o.socket_connect_timeout)
 
     # -- clients, errors ------------------------------------------------------------------------
     def _client(self) -> Any:
@@ -141,17 +192,17 @@ class RedisBackend(RedisLists, Backend):
 
     # -- sync side --------------------------------------------------------------------------------
     def get(self, key: str) -> bytes | None:
-        with self._errors("GET"):
+        with self._errors("GET"), self._budget():
             value: bytes | None = self._client().get(self._key(key))
         return value
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         px = self._px(ttl)
-        with self._errors("SET"):
+        with self._errors("SET"), self._budget():
             self._client().set(self._key(key), value, px=px)
 
     def delete(self, key: str) -> None:
-        with self._errors("UNLINK"):
+        with self._errors("UNLINK"), self._budget():
             self._client().unlink(self._key(key))
 
     def clear(self) -> None:
@@ -177,7 +228,11 @@ class RedisBackend(RedisLists, Backend):
         keys = list(keys)
         if not keys:
             return []
-        with self._errors("GET (pipelined)"), self._client().pipeline(transaction=False) as pipe:
+        with (
+            self._errors("GET (pipelined)"),
+            self._budget(),
+            self._client().pipeline(transaction=False) as pipe,
+        ):
             for key in keys:
                 pipe.get(self._key(key))
             values: list[bytes | None] = pipe.execute()
@@ -187,18 +242,22 @@ class RedisBackend(RedisLists, Backend):
         px = self._px(ttl)
         if not items:
             return
-        with self._errors("SET (pipelined)"), self._client().pipeline(transaction=False) as pipe:
+        with (
+            self._errors("SET (pipelined)"),
+            self._budget(),
+            self._client().pipeline(transaction=False) as pipe,
+        ):
             for key, value in items.items():
                 pipe.set(self._key(key), value, px=px)
             pipe.execute()
 
     def delete_many(self, keys: Iterable[str]) -> None:
-        with self._errors("UNLINK (pipelined)"):
+        with self._errors("UNLINK (pipelined)"), self._budget():
             _unlink(self._client(), [self._key(k) for k in keys])
 
     def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         px = self._px(ttl)
-        with self._errors("SET NX"):
+        with self._errors("SET NX"), self._budget():
             return bool(self._client().set(self._key(key), value, px=px, nx=True))
 
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
@@ -209,35 +268,55 @@ class RedisBackend(RedisLists, Backend):
             for key in self._client().scan_iter(match=pattern, count=BATCH):
                 yield (key.decode() if isinstance(key, bytes) else key)[start:]
 
-    # -- async side (native redis.asyncio) ------------------------------------------------------
+    # -- async side (native redis.asyncio), each call in one AsyncBudget ------------------------
     async def aget(self, key: str) -> bytes | None:
         with self._errors("GET"):
-            client = await self._aclient()
-            value: bytes | None = await client.get(self._key(key))
+            async with self._abudget():
+                client = await self._aclient()
+                value: bytes | None = await client.get(self._key(key))
         return value
 
     async def aset(self, key: str, value: bytes, ttl: float | None = None) -> None:
         px = self._px(ttl)
         with self._errors("SET"):
-            client = await self._aclient()
-            await client.set(self._key(key), value, px=px)
+            async with self._abudget():
+                client = await self._aclient()
+                await client.set(self._key(key), value, px=px)
 
     async def adelete(self, key: str) -> None:
         with self._errors("UNLINK"):
-            client = await self._aclient()
-            await client.unlink(self._key(key))
+            async with self._abudget():
+                client = await self._aclient()
+                await client.unlink(self._key(key))
 
     async def aclear(self) -> None:
         pattern = glob_escape(self.key_prefix) + "*"
         with self._errors("SCAN/UNLINK"):
-            client = await self._aclient()
+            async with self._abudget():
+                client = await self._aclient()
             batch: list[bytes] = []
-            async for key in client.scan_iter(match=pattern, count=BATCH):
+            async for key in self._ascan(client, pattern):
                 batch.append(key)
                 if len(batch) >= BATCH:
-                    await _aunlink(client, batch)
+                    async with self._abudget():
+                        await _aunlink(client, batch)
                     batch = []
-            await _aunlink(client, batch)
+            async with self._abudget():
+                await _aunlink(client, batch)
+
+    async def _ascan(self, client: Any, pattern: str) -> AsyncIterator[bytes]:
+        """``SCAN MATCH pattern``, one budget per step (not the consumer's time in between)."""
+        keys = aiter(client.scan_iter(match=pattern, count=BATCH))
+        try:
+            while True:
+                async with self._abudget():
+                    try:
+                        key = await anext(keys)
+                    except StopAsyncIteration:
+                        return
+                yield key
+        finally:
+            await keys.aclose()
 
     async def aclose(self) -> None:
         await self._async.aclose()
@@ -248,11 +327,12 @@ class RedisBackend(RedisLists, Backend):
         if not keys:
             return []
         with self._errors("GET (pipelined)"):
-            client = await self._aclient()
-            async with client.pipeline(transaction=False) as pipe:
-                for key in keys:
-                    pipe.get(self._key(key))
-                values: list[bytes | None] = await pipe.execute()
+            async with self._abudget():
+                client = await self._aclient()
+                async with client.pipeline(transaction=False) as pipe:
+                    for key in keys:
+                        pipe.get(self._key(key))
+                    values: list[bytes | None] = await pipe.execute()
         return values
 
     async def aset_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
@@ -260,28 +340,32 @@ class RedisBackend(RedisLists, Backend):
         if not items:
             return
         with self._errors("SET (pipelined)"):
-            client = await self._aclient()
-            async with client.pipeline(transaction=False) as pipe:
-                for key, value in items.items():
-                    pipe.set(self._key(key), value, px=px)
-                await pipe.execute()
+            async with self._abudget():
+                client = await self._aclient()
+                async with client.pipeline(transaction=False) as pipe:
+                    for key, value in items.items():
+                        pipe.set(self._key(key), value, px=px)
+                    await pipe.execute()
 
     async def adelete_many(self, keys: Iterable[str]) -> None:
         full = [self._key(k) for k in keys]
         with self._errors("UNLINK (pipelined)"):
-            await _aunlink(await self._aclient(), full)
+            async with self._abudget():
+                await _aunlink(await self._aclient(), full)
 
     async def aadd(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         px = self._px(ttl)
         with self._errors("SET NX"):
-            client = await self._aclient()
-            return bool(await client.set(self._key(key), value, px=px, nx=True))
+            async with self._abudget():
+                client = await self._aclient()
+                return bool(await client.set(self._key(key), value, px=px, nx=True))
 
     async def aiter_keys(self, prefix: str = "") -> AsyncIterator[str]:
         start, pattern = len(self.key_prefix), glob_escape(self.key_prefix + prefix) + "*"
         with self._errors("SCAN"):
-            client = await self._aclient()
-            async for key in client.scan_iter(match=pattern, count=BATCH):
+            async with self._abudget():
+                client = await self._aclient()
+            async for key in self._ascan(client, pattern):
                 yield (key.decode() if isinstance(key, bytes) else key)[start:]
 
     # -- introspection --------------------------------------------------------------------------

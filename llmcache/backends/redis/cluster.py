@@ -146,7 +146,7 @@ class RedisClusterBackend(RedisBackend):
 
     def _create_async_client(self) -> Any:
         nodes = [redis.asyncio.cluster.ClusterNode(h, p) for h, p in self.url.nodes]
-        kwargs = {**self._client_kwargs(), "max_connections": _UNCAPPED}
+        kwargs = {**self._async_client_kwargs(), "max_connections": _UNCAPPED}
         client = _AsyncCluster(
             startup_nodes=nodes,
             retry=self._retry(AsyncRetry),
