@@ -23,7 +23,7 @@ from llmcache.backends.base import describe
 from llmcache.cache import DEFAULT_TTL, LLMCache
 from llmcache.config import Settings, load_settings
 from llmcache.errors import LLMCacheError
-from llmcache.registry import redact_url
+from llmcache.registry import redact_url, scheme_of
 from llmcache.replay import DEFAULT_INPUT_PRICE, DEFAULT_OUTPUT_PRICE, DEFAULT_POLICIES
 from llmcache.replay import replay as run_replay
 
@@ -106,10 +106,12 @@ def demo(
         table.add_row(str(i), f"{a:.4f}", f"{b:.6f}", f"{a / b:,.0f}x" if b else "-")
     console.print(table)
     stats = cache.stats
+    # Only a store that outlives the process, and that took this run's writes, serves the next.
+    persists = scheme_of(settings.url) != "memory" and not stats["errors"]
     console.print(
         f"hits {stats['hits']}, misses {stats['misses']}, errors {stats['errors']}; "
-        f"total {sum(without):.2f} s without, {sum(with_cache):.2f} s with the cache. "
-        "Run it again: the next process hits the entries this one wrote."
+        f"total {sum(without):.2f} s without, {sum(with_cache):.2f} s with the cache."
+        + (" Run it again: the next process hits the entries this one wrote." if persists else "")
     )
     cache.close()
 

@@ -74,3 +74,12 @@ def test_demo_without_langchain_says_which_extra(monkeypatch: pytest.MonkeyPatch
     result = runner.invoke(app, ["demo", "--latency", "0"])
     assert result.exit_code == 1
     assert "pip install 'llmcache[langchain]'" in result.output
+
+
+def test_demo_says_run_it_again_only_when_the_next_process_can_hit(tmp_path: Path) -> None:
+    args = ["demo", "--latency", "0", "--runs", "1", "--no-openai"]
+    on_disk = runner.invoke(app, [*args, "--url", f"disk://{tmp_path}/c"])
+    in_memory = runner.invoke(app, [*args, "--url", "memory://"])
+    assert on_disk.exit_code == 0 and in_memory.exit_code == 0, in_memory.output
+    assert "Run it again" in " ".join(on_disk.output.split())  # rich wraps lines
+    assert "Run it" not in in_memory.output  # memory:// dies with the process
