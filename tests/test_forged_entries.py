@@ -195,3 +195,21 @@ def test_editing_a_hit_in_place_does_not_change_the_next_hit() -> None:
     assert again.response_metadata["model_name"] == "rich-1"
     assert again.additional_kwargs["refusal"] is None
     assert second[0].generation_info == {"a": [1]}
+
+
+@settings(max_examples=150, deadline=None)
+@given(elements=st.lists(forged_messages() | json_values, min_size=1, max_size=4))
+def test_forged_history_elements_are_skipped_and_counted(elements: list[Any]) -> None:
+    from langchain_core.messages import HumanMessage
+
+    from llmcache.adapters.langchain import LangChainChatHistory
+
+    backend = MemoryBackend()
+    history = LangChainChatHistory(backend, "s")
+    history.add_messages([HumanMessage("hi")])
+    backend.list_push("s", [json.dumps(e).encode() for e in elements] + [b"\xff not json"])
+    messages = history.messages  # must not raise, whatever the list holds
+    assert messages[0].content == "hi"
+    assert len(messages) + history.skipped_messages == len(elements) + 2
+    assert all(isinstance(m, BaseMessage) for m in messages)
+    assert asyncio.run(history.aget_messages())[0].content == "hi"
