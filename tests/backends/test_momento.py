@@ -474,14 +474,14 @@ def test_langchain_chat_hit_round_trips_the_full_message(momento_server: Any) ->
 async def test_langchain_async_chat_hit_uses_the_async_client(
     momento_server: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import llmcache.backends.momento.backend as momento_backend_module
+    import llmcache.backends.momento.clients as momento_clients_module
     from tests.fakes import CountingChat, rich_answer
 
     def no_sync_client(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the async path built a sync CacheClient (threads, not native)")
 
     # Native CacheClientAsync all the way: the sync client is never built.
-    monkeypatch.setattr(momento_backend_module, "CacheClient", no_sync_client)
+    monkeypatch.setattr(momento_clients_module, "CacheClient", no_sync_client)
     lc = _langchain_cache(momento_server)
     try:
         model = CountingChat(cache=lc)

@@ -265,7 +265,7 @@ def test_one_backend_used_from_two_event_loops(momento_server: Any) -> None:
     assert not raised
     assert stats["lookups"] == 2000 and stats["errors"] == 0
     assert stats["hits"] >= 1800  # 100 distinct prompts, 2000 lookups
-    assert backend._aclients == {}  # each loop's client closed when its loop shut down
+    assert backend._clients._aclients == {}  # each loop's client closed when its loop shut down
     assert cache.lookup("0-1", LLM) == [{"text": "0-1"}]  # the sync side is unaffected
     cache.close()
 

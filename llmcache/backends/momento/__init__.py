@@ -17,6 +17,7 @@ clear within ``generation_refresh`` seconds; old entries expire on their own TTL
 
 Modules: :mod:`~llmcache.backends.momento.options` (options and limits, no SDK import),
 :mod:`~llmcache.backends.momento.sdk` (credentials, configurations, error mapping),
+:mod:`~llmcache.backends.momento.clients` (client lifecycle and the budget of a call),
 :mod:`~llmcache.backends.momento.generation`, :mod:`~llmcache.backends.momento.lists` and
 :mod:`~llmcache.backends.momento.backend` (:class:`MomentoBackend`).
 

@@ -6,12 +6,10 @@ the SDK has no batch RPC), ``AtomicAdd`` (``SetIfNotExists``), ``Lists`` (Moment
 :mod:`llmcache.backends.momento.lists`) and ``Inspectable``. No ``KeyListing``: Momento cannot
 list or scan keys.
 
-Bounded waits: every async operation (namespace generation, cache creation, retries and all the
-RPCs of a batch included) runs under one budget, ``timeout`` (or the configuration's deadline);
-a sync operation's RPCs each stay inside that deadline, retries included, and a sync batch waits
-for its worker threads at most that long. Async clients are per event loop: one
-``CacheClientAsync`` per live loop, closed when its loop shuts down (``asyncio.run``) or on
-``aclose``; a cancellation that is not the caller's own becomes a :class:`MomentoUnavailable`.
+Every async operation runs under one budget, ``timeout`` (or the configuration's deadline); a
+sync operation's RPCs each stay inside that deadline, retries included. The clients (sync, thread
+pool, one async client per event loop) and that budget live in
+:mod:`llmcache.backends.momento.clients`.
 
 Example::
 
@@ -26,21 +24,18 @@ Example::
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from collections.abc import AsyncGenerator, Awaitable, Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any
 
-from momento import CacheClient, CacheClientAsync
 from momento.config import Configuration
-from momento.responses import CacheDelete, CacheGet, CacheSet, CacheSetIfNotExists, CreateCache
+from momento.responses import CacheDelete, CacheGet, CacheSet, CacheSetIfNotExists
 
 from llmcache.backends.base import Backend
 from llmcache.backends.capabilities import TTL, MaxLen, check_max_len
 from llmcache.backends.momento import lists
+from llmcache.backends.momento.clients import MomentoClients
 from llmcache.backends.momento.generation import Generation
 from llmcache.backends.momento.options import (
     MAX_ITEM_BYTES,
@@ -51,27 +46,14 @@ from llmcache.backends.momento.options import (
 )
 from llmcache.backends.momento.sdk import (
     MomentoError,
-    MomentoUnavailable,
     configuration,
     credentials,
-    deadline_of,
     quiet_sdk_logs,
     raise_error,
-    run_elsewhere,
 )
 from llmcache.errors import ConfigError
 
 __all__ = ["MomentoBackend"]
-
-T = TypeVar("T")
-
-
-@dataclass
-class _LoopClient:
-    """One event loop's async client, and the async generator that closes it with the loop."""
-
-    client: CacheClientAsync
-    keeper: AsyncGenerator[None, None]
 
 
 class MomentoBackend(Backend):
@@ -89,7 +71,6 @@ class MomentoBackend(Backend):
         opts = self.options
         self.cache_name = check_cache_name(opts.cache_name)
         self._check_ttl(opts.default_ttl)
-        self._client_ttl = timedelta(seconds=opts.default_ttl)
         self.configuration_name = opts.configuration
         self.timeout = opts.timeout
         self.create_cache = opts.create_cache
@@ -97,19 +78,20 @@ class MomentoBackend(Backend):
         self.max_concurrency = opts.max_concurrency
         self._credentials = credentials(opts.api_key, opts.endpoint, opts.local)
         self._configuration = self.make_configuration()
-        #: Seconds one call may add to the caller's call, whatever it does inside.
-        self.budget = float(self.timeout or deadline_of(self._configuration))
+        self._clients = MomentoClients(
+            self.cache_name, self._configuration, self._credentials, opts
+        )
         quiet_sdk_logs()  # one SDK warning per interval, not five lines per failed call
         self.endpoint = self._credentials.cache_endpoint
         self.generation_key = f"{self.key_prefix}generation"
         self._generation = Generation(self.cache_name, self.generation_key, self.generation_refresh)
         #: Writes refused before the call (item above 5 MiB, ttl above 24 h), for stats.
         self.refused = 0
-        self._cache_ready = not self.create_cache
-        self._lock = threading.Lock()
-        self._client: CacheClient | None = None
-        self._pool: ThreadPoolExecutor | None = None
-        self._aclients: dict[asyncio.AbstractEventLoop, _LoopClient] = {}
+
+    @property
+    def budget(self) -> float:
+        """Seconds one call may add to the caller's call, whatever it does inside."""
+        return self._clients.budget
 
     @classmethod
     def _url_fields(cls, url: str) -> dict[str, Any]:
@@ -161,33 +143,16 @@ class MomentoBackend(Backend):
         self._check("add", response, CacheSetIfNotExists.Stored, CacheSetIfNotExists.NotStored)
         return isinstance(response, CacheSetIfNotExists.Stored)
 
-    def _ready(self, response: Any) -> None:
-        self._check("create_cache", response, CreateCache.Success, CreateCache.CacheAlreadyExists)
-        self._cache_ready = True
-
     # -- sync side ----------------------------------------------------------------------------
-    def _sync(self) -> CacheClient:
-        client = self._client
-        if client is not None and self._cache_ready:
-            return client
-        with self._lock:
-            if self._client is None:
-                # The plain constructor connects lazily (``create(eager_connection_timeout=0)``
-                # raises UnboundLocalError in momento 1.29.1).
-                self._client = CacheClient(self._configuration, self._credentials, self._client_ttl)
-            client = self._client
-        if not self._cache_ready:  # outside the lock: threads never queue behind a slow create
-            self._ready(client.create_cache(self.cache_name))
-        return client
-
     def _generation_sync(self) -> int:
-        return self._generation.get(self._sync())
+        return self._generation.get(self._clients.sync())
 
     def get(self, key: str) -> bytes | None:
         return self._get_at(self._generation_sync(), key)
 
     def _get_at(self, generation: int, key: str) -> bytes | None:
-        return self._value(self._sync().get(self.cache_name, self._gen_key(generation, key)))
+        client = self._clients.sync()
+        return self._value(client.get(self.cache_name, self._gen_key(generation, key)))
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         ttl_delta = self._ttl_delta(ttl)
@@ -196,50 +161,25 @@ class MomentoBackend(Backend):
     def _set_at(self, generation: int, key: str, value: bytes, ttl: timedelta) -> None:
         full = self._gen_key(generation, key)
         self._check_size(full, value)
-        response = self._sync().set(self.cache_name, full, bytes(value), ttl)
+        response = self._clients.sync().set(self.cache_name, full, bytes(value), ttl)
         self._check("set", response, CacheSet.Success)
 
     def delete(self, key: str) -> None:
         self._delete_at(self._generation_sync(), key)
 
     def _delete_at(self, generation: int, key: str) -> None:
-        response = self._sync().delete(self.cache_name, self._gen_key(generation, key))
+        response = self._clients.sync().delete(self.cache_name, self._gen_key(generation, key))
         self._check("delete", response, CacheDelete.Success)
 
     def clear(self) -> None:
-        self._generation.bump(self._sync())
+        self._generation.bump(self._clients.sync())
 
     def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         ttl_delta = self._ttl_delta(ttl)
         full = self._gen_key(self._generation_sync(), key)
         self._check_size(full, value)
         return self._added(
-            self._sync().set_if_not_exists(self.cache_name, full, bytes(value), ttl_delta)
-        )
-
-    def _map(self, fn: Callable[[T], Any], items: list[T], started: float) -> list[Any]:
-        """``fn`` over ``items`` on ``max_concurrency`` threads, waiting at most what is left of
-        the budget of the call that began at ``started`` (work not begun by then is dropped)."""
-        if len(items) <= 1:
-            return [fn(item) for item in items]
-        with self._lock:
-            if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.max_concurrency, "llmcache-momento")
-            pool = self._pool
-        futures = [pool.submit(fn, item) for item in items]
-        left = self.budget - (time.monotonic() - started)
-        _, pending = wait(futures, timeout=max(0.0, left))
-        if pending:
-            for future in pending:
-                future.cancel()
-            raise self._timed_out(f"batch of {len(items)}")
-        return [future.result() for future in futures]
-
-    def _timed_out(self, op: str) -> MomentoUnavailable:
-        return MomentoUnavailable(
-            f"momento {op} on cache {self.cache_name!r}: no answer within the "
-            f"{self.budget:g} s budget of one call",
-            "TIMEOUT_ERROR",
+            self._clients.sync().set_if_not_exists(self.cache_name, full, bytes(value), ttl_delta)
         )
 
     def get_many(self, keys: Iterable[str]) -> list[bytes | None]:
@@ -248,14 +188,16 @@ class MomentoBackend(Backend):
             return []
         started = time.monotonic()
         generation = self._generation_sync()
-        return self._map(lambda k: self._get_at(generation, k), keys, started)
+        return self._clients.map(lambda k: self._get_at(generation, k), keys, started)
 
     def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
         ttl_delta = self._ttl_delta(ttl)
         started = time.monotonic()
         generation = self._generation_sync()
         pairs = list(items.items())
-        self._map(lambda kv: self._set_at(generation, kv[0], kv[1], ttl_delta), pairs, started)
+        self._clients.map(
+            lambda kv: self._set_at(generation, kv[0], kv[1], ttl_delta), pairs, started
+        )
 
     def delete_many(self, keys: Iterable[str]) -> None:
         keys = list(dict.fromkeys(keys))
@@ -263,7 +205,7 @@ class MomentoBackend(Backend):
             return
         started = time.monotonic()
         generation = self._generation_sync()
-        self._map(lambda k: self._delete_at(generation, k), keys, started)
+        self._clients.map(lambda k: self._delete_at(generation, k), keys, started)
 
     def list_push(
         self, key: str, values: Sequence[bytes], *, max_len: MaxLen = None, ttl: TTL = None
@@ -271,92 +213,32 @@ class MomentoBackend(Backend):
         max_len, ttl_delta = check_max_len(max_len), self._ttl_delta(ttl)
         elements = lists.check_elements(self.cache_name, values)
         name = self._gen_key(self._generation_sync(), key)
-        lists.push(self._sync(), self.cache_name, name, elements, ttl_delta, max_len)
+        lists.push(self._clients.sync(), self.cache_name, name, elements, ttl_delta, max_len)
 
     def list_range(self, key: str) -> list[bytes]:
         name = self._gen_key(self._generation_sync(), key)
-        return lists.fetch(self._sync(), self.cache_name, name)
+        return lists.fetch(self._clients.sync(), self.cache_name, name)
 
     def close(self) -> None:
-        with self._lock:
-            client, self._client = self._client, None
-            pool, self._pool = self._pool, None
-            aclients, self._aclients = self._aclients, {}
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
-        if client is not None:
-            client.__exit__(None, None, None)
-        for loop, entry in aclients.items():
-            run_elsewhere(entry.keeper.aclose(), loop)
+        self._clients.close()
 
-    # -- async side (one CacheClientAsync per event loop) -------------------------------------
-    async def _async(self) -> CacheClientAsync:
-        loop = asyncio.get_running_loop()
-        entry = self._aclients.get(loop)
-        if entry is None:
-            client = CacheClientAsync(self._configuration, self._credentials, self._client_ttl)
-            keeper = self._keep(loop, client)
-            entry = _LoopClient(client, keeper)
-            with self._lock:
-                for gone in [lp for lp in self._aclients if lp.is_closed()]:
-                    del self._aclients[gone]  # closed without shutdown_asyncgens
-                self._aclients[loop] = entry
-            # Runs to the ``yield`` without suspending (nothing else can run on this loop
-            # meanwhile); from here the loop closes the client when it shuts down.
-            await keeper.__anext__()
-        if not self._cache_ready:
-            self._ready(await entry.client.create_cache(self.cache_name))
-        return entry.client
-
-    async def _keep(
-        self, loop: asyncio.AbstractEventLoop, client: CacheClientAsync
-    ) -> AsyncGenerator[None, None]:
-        """Suspended at ``yield`` for the loop's life: ``asyncio.run`` finalises async generators
-        when the loop shuts down (``shutdown_asyncgens``), which closes the client on its own loop
-        and forgets it."""
-        try:
-            yield
-        finally:
-            with self._lock:
-                entry = self._aclients.get(loop)
-                if entry is not None and entry.client is client:
-                    del self._aclients[loop]
-            await client.__aexit__(None, None, None)
-
-    async def _bounded(self, op: str, work: Awaitable[T]) -> T:
-        """Run ``work`` within the budget of one call; only the caller's own cancellation
-        propagates as ``CancelledError``."""
-        try:
-            async with asyncio.timeout(self.budget):
-                return await work
-        except TimeoutError as exc:
-            raise self._timed_out(op) from exc
-        except asyncio.CancelledError as exc:
-            task = asyncio.current_task()
-            if task is None or task.cancelling():
-                raise  # the caller is being cancelled: let it go
-            raise MomentoUnavailable(
-                f"momento {op} on cache {self.cache_name!r} was cancelled inside the SDK "
-                "(its client or channel went away)",
-                "CANCELLED",
-            ) from exc
-
+    # -- async side (one CacheClientAsync per event loop, see clients) ------------------------
     async def _generation_async(self) -> int:
-        return await self._generation.aget(await self._async())
+        return await self._generation.aget(await self._clients.aclient())
 
     async def aget(self, key: str) -> bytes | None:
-        return await self._bounded("get", self._aget(key))
+        return await self._clients.bounded("get", self._aget(key))
 
     async def _aget(self, key: str) -> bytes | None:
         return await self._aget_at(await self._generation_async(), key)
 
     async def _aget_at(self, generation: int, key: str) -> bytes | None:
-        client = await self._async()
+        client = await self._clients.aclient()
         return self._value(await client.get(self.cache_name, self._gen_key(generation, key)))
 
     async def aset(self, key: str, value: bytes, ttl: float | None = None) -> None:
         ttl_delta = self._ttl_delta(ttl)
-        await self._bounded("set", self._aset(key, value, ttl_delta))
+        await self._clients.bounded("set", self._aset(key, value, ttl_delta))
 
     async def _aset(self, key: str, value: bytes, ttl: timedelta) -> None:
         await self._aset_at(await self._generation_async(), key, value, ttl)
@@ -364,41 +246,42 @@ class MomentoBackend(Backend):
     async def _aset_at(self, generation: int, key: str, value: bytes, ttl: timedelta) -> None:
         full = self._gen_key(generation, key)
         self._check_size(full, value)
-        response = await (await self._async()).set(self.cache_name, full, bytes(value), ttl)
+        client = await self._clients.aclient()
+        response = await client.set(self.cache_name, full, bytes(value), ttl)
         self._check("set", response, CacheSet.Success)
 
     async def adelete(self, key: str) -> None:
-        await self._bounded("delete", self._adelete(key))
+        await self._clients.bounded("delete", self._adelete(key))
 
     async def _adelete(self, key: str) -> None:
         await self._adelete_at(await self._generation_async(), key)
 
     async def _adelete_at(self, generation: int, key: str) -> None:
-        client = await self._async()
+        client = await self._clients.aclient()
         response = await client.delete(self.cache_name, self._gen_key(generation, key))
         self._check("delete", response, CacheDelete.Success)
 
     async def aclear(self) -> None:
-        await self._bounded("clear", self._aclear())
+        await self._clients.bounded("clear", self._aclear())
 
     async def _aclear(self) -> None:
-        await self._generation.abump(await self._async())
+        await self._generation.abump(await self._clients.aclient())
 
     async def aadd(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         ttl_delta = self._ttl_delta(ttl)
-        return await self._bounded("add", self._aadd(key, value, ttl_delta))
+        return await self._clients.bounded("add", self._aadd(key, value, ttl_delta))
 
     async def _aadd(self, key: str, value: bytes, ttl: timedelta) -> bool:
         full = self._gen_key(await self._generation_async(), key)
         self._check_size(full, value)
-        client = await self._async()
+        client = await self._clients.aclient()
         return self._added(await client.set_if_not_exists(self.cache_name, full, bytes(value), ttl))
 
     async def aget_many(self, keys: Iterable[str]) -> list[bytes | None]:
         keys = list(keys)
         if not keys:
             return []
-        return await self._bounded(f"get of {len(keys)} keys", self._aget_many(keys))
+        return await self._clients.bounded(f"get of {len(keys)} keys", self._aget_many(keys))
 
     async def _aget_many(self, keys: list[str]) -> list[bytes | None]:
         generation = await self._generation_async()
@@ -408,7 +291,7 @@ class MomentoBackend(Backend):
         ttl_delta = self._ttl_delta(ttl)
         if not items:
             return
-        await self._bounded(f"set of {len(items)} keys", self._aset_many(items, ttl_delta))
+        await self._clients.bounded(f"set of {len(items)} keys", self._aset_many(items, ttl_delta))
 
     async def _aset_many(self, items: Mapping[str, bytes], ttl: timedelta) -> None:
         generation = await self._generation_async()
@@ -418,7 +301,7 @@ class MomentoBackend(Backend):
         keys = list(dict.fromkeys(keys))
         if not keys:
             return
-        await self._bounded(f"delete of {len(keys)} keys", self._adelete_many(keys))
+        await self._clients.bounded(f"delete of {len(keys)} keys", self._adelete_many(keys))
 
     async def _adelete_many(self, keys: list[str]) -> None:
         generation = await self._generation_async()
@@ -429,28 +312,26 @@ class MomentoBackend(Backend):
     ) -> None:
         max_len, ttl_delta = check_max_len(max_len), self._ttl_delta(ttl)
         elements = lists.check_elements(self.cache_name, values)
-        await self._bounded("list push", self._alist_push(key, elements, ttl_delta, max_len))
+        work = self._alist_push(key, elements, ttl_delta, max_len)
+        await self._clients.bounded("list push", work)
 
     async def _alist_push(
         self, key: str, elements: list[bytes], ttl: timedelta, max_len: int | None
     ) -> None:
         name = self._gen_key(await self._generation_async(), key)
-        await lists.apush(await self._async(), self.cache_name, name, elements, ttl, max_len)
+        client = await self._clients.aclient()
+        await lists.apush(client, self.cache_name, name, elements, ttl, max_len)
 
     async def alist_range(self, key: str) -> list[bytes]:
-        return await self._bounded("list fetch", self._alist_range(key))
+        return await self._clients.bounded("list fetch", self._alist_range(key))
 
     async def _alist_range(self, key: str) -> list[bytes]:
         name = self._gen_key(await self._generation_async(), key)
-        return await lists.afetch(await self._async(), self.cache_name, name)
+        return await lists.afetch(await self._clients.aclient(), self.cache_name, name)
 
     async def aclose(self) -> None:
         """Close this loop's async client here, then everything else (:meth:`close`)."""
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            entry = self._aclients.pop(loop, None)
-        if entry is not None:
-            await entry.keeper.aclose()
+        await self._clients.aclose_loop()
         self.close()
 
     def info(self) -> dict[str, Any]:
