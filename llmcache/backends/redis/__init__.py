@@ -31,8 +31,9 @@ Example::
 
 Modules: :mod:`.options` (``RedisOptions``; no driver import, so settings can read its declared
 environment variables without ``redis`` installed), :mod:`.url` (URL parsing), :mod:`.errors`
-(the one driver-error mapping point), :mod:`.pool` (async pool, loop-bound client),
-:mod:`.lists` (chat-history lists), :mod:`.backend` (``RedisBackend``) and :mod:`.cluster`
+(the one driver-error mapping point), :mod:`.budget` (per-call time budgets), :mod:`.pool`
+(connection pools, loop-bound client), :mod:`.clients` (client creation), :mod:`.lists`
+(chat-history lists), :mod:`.backend` (``RedisBackend``) and :mod:`.cluster`
 (``RedisClusterBackend``). The backend classes import the driver on first access.
 """
 
