@@ -208,3 +208,30 @@ def test_one_cache_used_from_two_event_loops_at_once(
     assert not failures
     assert cache.stats["errors"] == 0 and cache.breaker.state == "closed"
     assert hits == [3 * 4 * 40] * 2
+
+
+def test_chat_history_on_a_hung_redis_fails_within_one_timeout(own_server: Any) -> None:
+    """History raises on a fault (it is state), but never after more than one timeout."""
+    from langchain_core.messages import HumanMessage
+
+    from llmcache.adapters.langchain import LangChainChatHistory
+    from llmcache.errors import BackendError
+
+    history = LangChainChatHistory.from_url(own_server.url, session_id="s")
+    history.add_messages([HumanMessage("hi")])
+    os.kill(own_server.proc.pid, signal.SIGSTOP)
+    try:
+        for call in (
+            lambda: history.messages,
+            lambda: history.add_messages([HumanMessage("again")]),
+            lambda: asyncio.run(history.aget_messages()),
+            lambda: asyncio.run(history.aadd_messages([HumanMessage("again")])),
+        ):
+            start = time.perf_counter()
+            with pytest.raises(BackendError):
+                call()
+            assert time.perf_counter() - start < 1.0
+    finally:
+        os.kill(own_server.proc.pid, signal.SIGCONT)
+    assert [m.content for m in history.messages] == ["hi"]
+    history.clear()

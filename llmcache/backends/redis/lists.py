@@ -16,7 +16,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractAsyncContextManager, AbstractContextManager
 from typing import TYPE_CHECKING, Any
 
 from llmcache.backends.capabilities import TTL, MaxLen, check_max_len
@@ -32,6 +32,8 @@ class RedisLists:
         def _client(self) -> Any: ...
         async def _aclient(self) -> Any: ...
         def _errors(self, op: str) -> AbstractContextManager[None]: ...
+        def _budget(self) -> AbstractContextManager[Any]: ...
+        def _abudget(self) -> AbstractAsyncContextManager[Any]: ...
         def _key(self, key: str) -> str: ...
         def _px(self, ttl: float | None) -> int | None: ...
 
@@ -42,13 +44,17 @@ class RedisLists:
         max_len, px = check_max_len(max_len), self._px(ttl)
         if not values:
             return
-        with self._errors("RPUSH"), self._client().pipeline(transaction=True) as pipe:
+        with (
+            self._errors("RPUSH"),
+            self._budget(),
+            self._client().pipeline(transaction=True) as pipe,
+        ):
             _queue_push(pipe, self._key(key), values, max_len, px)
             pipe.execute()
 
     def list_range(self, key: str) -> list[bytes]:
         """Every element, oldest first; ``[]`` if absent or expired."""
-        with self._errors("LRANGE"):
+        with self._errors("LRANGE"), self._budget():
             return list(self._client().lrange(self._key(key), 0, -1))
 
     async def alist_push(
@@ -59,16 +65,18 @@ class RedisLists:
         if not values:
             return
         with self._errors("RPUSH"):
-            client = await self._aclient()
-            async with client.pipeline(transaction=True) as pipe:
-                _queue_push(pipe, self._key(key), values, max_len, px)
-                await pipe.execute()
+            async with self._abudget():
+                client = await self._aclient()
+                async with client.pipeline(transaction=True) as pipe:
+                    _queue_push(pipe, self._key(key), values, max_len, px)
+                    await pipe.execute()
 
     async def alist_range(self, key: str) -> list[bytes]:
         """Async :meth:`list_range`."""
         with self._errors("LRANGE"):
-            client = await self._aclient()
-            return list(await client.lrange(self._key(key), 0, -1))
+            async with self._abudget():
+                client = await self._aclient()
+                return list(await client.lrange(self._key(key), 0, -1))
 
 
 def _queue_push(
