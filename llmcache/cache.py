@@ -25,6 +25,7 @@ from typing import Any, Self
 from llmcache import _defaults
 from llmcache._breaker import CircuitBreaker
 from llmcache._guard import Guard, OnError, check_ttl, foreign_cancellation
+from llmcache._update import Update
 from llmcache.backends.base import Backend
 from llmcache.codec import Codec
 from llmcache.config import Settings, encryption_keys, load_settings
@@ -156,22 +157,11 @@ class LLMCache:
 
     def update(self, prompt: str, llm_string: str, answer: Any) -> None:
         """Store ``answer`` for this request (no-op when the policy bypasses it)."""
-        decision = self._update_decision(prompt, llm_string)
-        if decision is None or decision.key is None:
-            return
-        start, key, data = time.perf_counter(), decision.key, None
-        if decision.samples > 1:  # sample:k appends to the answers already stored
-            with self.guard.run("update") as ok:
-                data = self.backend.get(key)
-            if not ok:
-                return
-        payload = self._payload(decision, data, answer)
-        if payload is None:
-            return
-        with self.guard.run("update"):
-            self.backend.set(key, payload, self.ttl)
-            self._count_write(payload)
-        self.stats.update_latency.add(time.perf_counter() - start)
+        plan = self._update_plan(prompt, llm_string)
+        if plan is not None and plan.decision.samples > 1:  # sample:k appends to stored answers
+            plan.read(self.backend.get)
+        if plan is not None and (payload := plan.payload(answer)) is not None:
+            plan.write(self.backend.set, payload)
 
     def clear(self) -> None:
         """Remove every entry of this cache's namespace (other namespaces are untouched)."""
@@ -204,22 +194,11 @@ class LLMCache:
 
     async def aupdate(self, prompt: str, llm_string: str, answer: Any) -> None:
         """Async :meth:`update`."""
-        decision = self._update_decision(prompt, llm_string)
-        if decision is None or decision.key is None:
-            return
-        start, key, data = time.perf_counter(), decision.key, None
-        if decision.samples > 1:  # sample:k appends to the answers already stored
-            with self.guard.run("update") as ok:
-                data = await self.backend.aget(key)
-            if not ok:
-                return
-        payload = self._payload(decision, data, answer)
-        if payload is None:
-            return
-        with self.guard.run("update"):
-            await self.backend.aset(key, payload, self.ttl)
-            self._count_write(payload)
-        self.stats.update_latency.add(time.perf_counter() - start)
+        plan = self._update_plan(prompt, llm_string)
+        if plan is not None and plan.decision.samples > 1:
+            await plan.aread(self.backend.aget)
+        if plan is not None and (payload := plan.payload(answer)) is not None:
+            await plan.awrite(self.backend.aset, payload)
 
     async def aclear(self) -> None:
         """Async :meth:`clear`."""
@@ -287,12 +266,12 @@ class LLMCache:
             self.stats.incr("skipped_after_fault")
         return True
 
-    def _update_decision(self, prompt: str, llm_string: str) -> KeyDecision | None:
-        """The decision for an update, or None when it is bypassed or follows a failed lookup."""
+    def _update_plan(self, prompt: str, llm_string: str) -> Update | None:
+        """The steps of an update, or None when it is bypassed or follows a failed lookup."""
         decision = self._decide(prompt, llm_string)
         if decision is None or decision.key is None or self._skip_update(decision.key):
             return None
-        return decision
+        return Update(self, decision, decision.key)
 
     def _payload(self, decision: KeyDecision, data: bytes | None, answer: Any) -> bytes | None:
         """Bytes to store: ``answer`` after the stored ones (sample:k); None when k are stored."""
@@ -310,10 +289,6 @@ class LLMCache:
         """Count an answer that cannot be stored (logged once per burst); never raised."""
         self.stats.incr("unstorable")
         self.guard.note("update", exc, "not caching that answer")
-
-    def _count_write(self, payload: bytes) -> None:
-        self.stats.incr("writes")
-        self.stats.incr("bytes_written", len(payload))
 
     def _stored_answers(self, key: str, data: bytes | None) -> list[Any] | None:
         if data is None:

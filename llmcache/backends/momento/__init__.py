@@ -32,7 +32,9 @@ Example::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from llmcache.backends._lazy import lazy_attributes
 
 # Only the options load eagerly: settings import them to learn the declared environment
 # variables, and that must work without the momento SDK (the ``momento`` extra).
@@ -50,11 +52,4 @@ _LAZY = {
     "MomentoUnavailable": "llmcache.backends.momento.sdk",
 }
 
-
-def __getattr__(name: str) -> Any:
-    """Import the SDK-backed names on first use (an ImportError names the missing driver)."""
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY, extra="momento")

@@ -7,8 +7,8 @@ retries few (1, with backoff), so a store that is down costs a call little and r
 :class:`~llmcache.errors.BackendUnavailable`, which the cache facade turns into a miss.
 
 Sync calls use ``redis.Redis``, async calls ``redis.asyncio`` (native, no threads); each side has
-its own connection pool, created on first use. The async client belongs to the event loop that
-created it; used from another loop it is replaced.
+its own connection pool, created on first use; the async side keeps one client per live event
+loop. Every call runs in one time budget (pool wait + connect + command): see :mod:`.budget`.
 
 Example::
 
@@ -39,9 +39,9 @@ environment variables without ``redis`` installed), :mod:`.url` (URL parsing), :
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from llmcache.backends._lazy import lazy_attributes
 from llmcache.backends.redis.options import RedisOptions
 
 if TYPE_CHECKING:
@@ -55,9 +55,4 @@ _LAZY = {
     "RedisClusterBackend": "llmcache.backends.redis.cluster",
 }
 
-
-def __getattr__(name: str) -> Any:
-    # The backends import redis-py; RedisOptions must import without it (see the docstring).
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_attributes(__name__, _LAZY, extra="redis")

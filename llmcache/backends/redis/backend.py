@@ -1,10 +1,7 @@
 """RedisBackend: one Redis / Valkey node (ElastiCache with cluster mode disabled).
 
-Values are plain strings (``GET`` / ``SET ... PX``): no modules, no Lua, no hash tags. Keys are
-``llmcache:<namespace>:<key>``; ``clear`` is ``SCAN MATCH llmcache:<namespace>:*`` + ``UNLINK`` in
-batches (on every primary of a cluster), never ``FLUSHDB``. Timeouts are cache-sized (250 ms) and
-retries few (1, with backoff), so a store that is down costs a call little and raises
-:class:`~llmcache.errors.BackendUnavailable`, which the cache facade turns into a miss.
+The store's rules (plain GET/SET PX, key names, SCAN+UNLINK clear, cache-sized timeouts) are in
+the package docstring, :mod:`llmcache.backends.redis`.
 
 Sync calls use ``redis.Redis``, async calls ``redis.asyncio`` (native, no threads); each side has
 its own connection pool, created on first use by :meth:`RedisBackend._create_sync_client` /
