@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import timedelta
+from typing import Any
 
 from momento import CacheClient, CacheClientAsync
 from momento.requests import CollectionTtl
@@ -37,37 +38,31 @@ def check_elements(cache_name: str, values: Sequence[bytes]) -> list[bytes]:
 
 
 def push(
-    client: CacheClient,
-    cache_name: str,
-    name: str,
-    values: list[bytes],
-    ttl: timedelta,
+    client: CacheClient, cache_name: str, name: str, values: list[bytes], ttl: timedelta,
     max_len: int | None,
 ) -> None:
-    collection_ttl = CollectionTtl(ttl, refresh_ttl=True)
     for value in values:
-        response = client.list_push_back(
-            cache_name, name, value, ttl=collection_ttl, truncate_front_to_size=max_len
-        )
-        if not isinstance(response, CacheListPushBack.Success):
-            raise_error("list push", cache_name, response)
+        response = client.list_push_back(cache_name, name, value, **_push(ttl, max_len))
+        _check_push(cache_name, response)
 
 
 async def apush(
-    client: CacheClientAsync,
-    cache_name: str,
-    name: str,
-    values: list[bytes],
-    ttl: timedelta,
+    client: CacheClientAsync, cache_name: str, name: str, values: list[bytes], ttl: timedelta,
     max_len: int | None,
 ) -> None:
-    collection_ttl = CollectionTtl(ttl, refresh_ttl=True)
     for value in values:  # in order: each push waits for the previous one
-        response = await client.list_push_back(
-            cache_name, name, value, ttl=collection_ttl, truncate_front_to_size=max_len
-        )
-        if not isinstance(response, CacheListPushBack.Success):
-            raise_error("list push", cache_name, response)
+        response = await client.list_push_back(cache_name, name, value, **_push(ttl, max_len))
+        _check_push(cache_name, response)
+
+
+def _push(ttl: timedelta, max_len: int | None) -> dict[str, Any]:
+    """ListPushBack's options: the whole list's ttl renewed by each push, trimmed to max_len."""
+    return {"ttl": CollectionTtl(ttl, refresh_ttl=True), "truncate_front_to_size": max_len}
+
+
+def _check_push(cache_name: str, response: object) -> None:
+    if not isinstance(response, CacheListPushBack.Success):
+        raise_error("list push", cache_name, response)
 
 
 def _elements(cache_name: str, response: object) -> list[bytes]:
