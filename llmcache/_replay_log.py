@@ -187,12 +187,11 @@ def read_requests(
     A bad line raises :class:`LogLineError` naming its number, unless ``errors`` is a list: then
     the error is appended there and the line skipped.
     """
-    loads = orjson.loads
     for line_no, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
-            request = parse_request(loads(line))
+            request = parse_request(_loads(line))
         except (orjson.JSONDecodeError, ValueError) as exc:
             if isinstance(exc, orjson.JSONDecodeError):
                 reason = f"not JSON ({exc.msg} at column {exc.colno})"
@@ -204,3 +203,18 @@ def read_requests(
             errors.append(error)
             continue
         yield request
+
+
+def _loads(line: str | bytes) -> Any:
+    """orjson, or the stdlib for the lines the writer escaped (a prompt's lone surrogates,
+    which orjson refuses to read back)."""
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError:
+        text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+        if "\\ud" not in text.lower():
+            raise
+        try:
+            return json.loads(text)
+        except ValueError:
+            raise orjson.JSONDecodeError("invalid JSON", str(line), 0) from None

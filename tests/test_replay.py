@@ -369,3 +369,17 @@ def test_record_to_setting_turns_recording_on(
     model.invoke("q")
     cache.close()
     assert len(log.read_text().splitlines()) == 2
+
+
+def test_a_logged_prompt_with_a_lone_surrogate_replays(tmp_path: Path) -> None:
+    """The writer escapes lone surrogates (orjson refuses them); the reader takes them back."""
+    from llmcache.requestlog import RequestRecorder
+
+    log = tmp_path / "s.jsonl"
+    recorder = RequestRecorder(log)
+    recorder.record("half \ud83d emoji", "[('_type', 'fake')]", None, hit=False)
+    recorder.record("half \ud83d emoji", "[('_type', 'fake')]", None, hit=True)
+    recorder.close()
+    report = replay(log)
+    assert report.bad_lines == 0
+    assert report["include"].requests == 2 and report["include"].hits == 1

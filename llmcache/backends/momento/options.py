@@ -84,6 +84,8 @@ def url_fields(url: str) -> dict[str, Any]:
     - No API key in the URL, neither as ``user@`` nor as ``?api_key=``.
     - No path, and no ``?cache_name=`` (the host is the cache name).
     """
+    from llmcache.registry import redact_url
+
     parts = urlsplit(url)
     query = dict(parse_qsl(parts.query))
     if "@" in parts.netloc or "api_key" in query:
@@ -92,7 +94,11 @@ def url_fields(url: str) -> dict[str, Any]:
             "(or MOMENTO_API_KEY) instead"
         )
     if parts.path not in ("", "/"):
-        raise ConfigError(f"unexpected path {parts.path!r} in {url!r}: use momento://<cache>")
+        raise ConfigError(
+            f"unexpected path {parts.path!r} in {redact_url(url)!r}: use momento://<cache>"
+        )
     if "cache_name" in query:
-        raise ConfigError(f"the cache name is the URL host in {url!r}: use momento://<cache>")
+        raise ConfigError(
+            f"the cache name is the URL host in {redact_url(url)!r}: use momento://<cache>"
+        )
     return {"cache_name": parts.netloc}  # checked by the backend, as a direct name is
