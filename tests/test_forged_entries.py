@@ -213,3 +213,10 @@ def test_forged_history_elements_are_skipped_and_counted(elements: list[Any]) ->
     assert len(messages) + history.skipped_messages == len(elements) + 2
     assert all(isinstance(m, BaseMessage) for m in messages)
     assert asyncio.run(history.aget_messages())[0].content == "hi"
+
+
+def test_an_empty_answer_is_not_stored() -> None:
+    backend = MemoryBackend()
+    cache = LangChainCache(LLMCache(backend))
+    cache.update("p", "m", [])
+    assert list(backend.iter_keys()) == [] and cache.lookup("p", "m") is None

@@ -147,7 +147,9 @@ class LangChainCache(BaseCache):
 
     def _answer(self, generations: Sequence[Generation]) -> list[dict[str, Any]] | None:
         try:
-            return generations_to_json(list(generations))
+            answer = generations_to_json(list(generations))
+            # An empty answer could never be served (a hit needs a generation): don't store it.
+            return answer or None
         except Exception as exc:  # an odd generation type, or a model_dump that fails
             self.cache.unstorable(exc)
             return None
