@@ -220,3 +220,14 @@ def test_an_empty_answer_is_not_stored() -> None:
     cache = LangChainCache(LLMCache(backend))
     cache.update("p", "m", [])
     assert list(backend.iter_keys()) == [] and cache.lookup("p", "m") is None
+
+
+def test_a_chat_message_with_a_lone_surrogate_is_kept_in_history() -> None:
+    from langchain_core.messages import HumanMessage
+
+    from llmcache.adapters.langchain import LangChainChatHistory
+
+    history = LangChainChatHistory(MemoryBackend(), "s")
+    history.add_messages([HumanMessage("half \ud83d emoji"), HumanMessage("next")])
+    assert [m.content for m in history.messages] == ["half \ud83d emoji", "next"]
+    assert history.skipped_messages == 0

@@ -29,6 +29,7 @@ decode (written by another client, corrupt) is skipped with a warning.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Sequence
 from typing import Any, Self
@@ -44,7 +45,7 @@ from llmcache.backends import capabilities as cap
 from llmcache.backends.base import Backend
 from llmcache.codec import Codec
 from llmcache.config import Settings, encryption_keys, load_settings
-from llmcache.errors import ConfigError
+from llmcache.errors import CodecError, ConfigError
 from llmcache.registry import backend_from_settings, create_backend
 
 __all__ = ["DEFAULT_NAMESPACE", "LangChainChatHistory"]
@@ -174,7 +175,7 @@ class LangChainChatHistory(BaseChatMessageHistory):
         # A message type outside the allowlist is a CodecError before anything is written.
         if self._sealer is not None:
             return [self._sealer.encode(self.session_id, message_to_json(m)) for m in messages]
-        return [orjson.dumps(message_to_json(m)) for m in messages]
+        return [_dumps(message_to_json(m)) for m in messages]
 
     def _decode(self, values: list[bytes]) -> list[BaseMessage]:
         out: list[BaseMessage] = []
@@ -183,7 +184,7 @@ class LangChainChatHistory(BaseChatMessageHistory):
                 if self._sealer is not None:
                     data = self._sealer.decode(self.session_id, value)
                 else:
-                    data = orjson.loads(value)
+                    data = _loads(value)
                 out.append(message_from_json(data))
             except Exception as exc:  # CodecError, JSONDecodeError, a forged shape: skip it
                 self.skipped_messages += 1
@@ -196,3 +197,21 @@ class LangChainChatHistory(BaseChatMessageHistory):
 
     def __repr__(self) -> str:
         return f"LangChainChatHistory({self.backend!r}, session_id={self.session_id!r})"
+
+
+def _dumps(data: Any) -> bytes:
+    """orjson; the stdlib for text orjson refuses (a lone surrogate: the message is kept)."""
+    try:
+        return orjson.dumps(data)
+    except TypeError:
+        try:
+            return json.dumps(data).encode()
+        except (TypeError, ValueError) as exc:
+            raise CodecError(f"chat message is not JSON-serialisable: {exc}") from exc
+
+
+def _loads(value: bytes) -> Any:
+    try:
+        return orjson.loads(value)
+    except orjson.JSONDecodeError:
+        return json.loads(value)  # what _dumps wrote with the stdlib (escaped surrogates)
