@@ -8,13 +8,15 @@ breaker of the node that owns its slot (:mod:`.node_breaker`): a hung master cos
 per call for a few calls, then its keys are misses at once (no wait) while the other masters
 keep answering, until a probe after the cooldown finds it back.
 
-The driver is configured so one call costs at most one timeout:
+The driver (redis-py's cluster clients, :mod:`.cluster_driver`) is configured so that a slot
+move, a migration or a failover costs no errors and one call costs at most one timeout:
 
-- only a dropped connection (``ConnectionError``: a restarted or failed-over node, fast) is
-  retried, after the driver re-reads the slot map; a timeout, CLUSTERDOWN or an uncovered slot
-  is not (redis-py retries all four by default, two timeouts per call on a hung master);
-- ``reinitialize_steps=0``: a MOVED patches that slot instead of re-reading the whole map every
-  5th MOVED (the async client closes every connection then, failing commands in flight);
+- a MOVED patches that slot (no full re-read, no closed connections); an ASK sends ``ASKING``
+  and the command on one connection; only a dropped connection is retried (within the call's
+  budget), never a timeout, CLUSTERDOWN or an uncovered slot, and nothing sleeps;
+- CLUSTERDOWN or an uncovered slot is a miss at once (:class:`SlotsUnavailable`, a partial
+  outage: the cluster-wide breaker does not open on it, the node's breaker counts the node as
+  answering) and the slot map is re-read in the background, at most once a second;
 - a slot-map re-read never asks a skipped node first, and while a node is skipped the map is
   re-read in the background once a second, so a replica promoted meanwhile is used at once.
 
@@ -33,90 +35,25 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
-import redis.asyncio.cluster
-import redis.cluster
-from redis._parsers import AsyncCommandsParser
 from redis.asyncio.retry import Retry as AsyncRetry
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from redis.retry import Retry
 
 from llmcache.backends.redis.backend import RedisBackend
+from llmcache.backends.redis.cluster_driver import (
+    CLUSTER_DOWN,
+    AsyncCluster,
+    async_cluster,
+    sync_cluster,
+)
 from llmcache.backends.redis.node_breaker import NodeBreakers
-from llmcache.errors import BackendUnavailable
+from llmcache.errors import BackendError, BackendUnavailable, PartialOutage
 
-__all__ = ["RedisClusterBackend"]
-
-# redis-py's async cluster does not wait for a free connection: over its cap it raises a
-# ConnectionError and resets the node's connections, failing calls in flight. So: no cap.
-_UNCAPPED = 2**31
+__all__ = ["RedisClusterBackend", "SlotsUnavailable"]
 
 
-# redis-py retries ConnectionError, TimeoutError, ClusterDownError and SlotNotCoveredError
-# (``type(e) in ERRORS_ALLOW_RETRY``) up to ``retry.get_retries()`` times: a hung node then costs
-# two timeouts. Only a dropped connection is worth another try, and it fails fast.
-_RETRY_ONLY = (RedisConnectionError,)
-
-
-class _SyncCluster(redis.cluster.RedisCluster):
-    ERRORS_ALLOW_RETRY = _RETRY_ONLY  # type: ignore[assignment]
-
-
-class _AsyncCluster(redis.asyncio.cluster.RedisCluster):
-    ERRORS_ALLOW_RETRY = _RETRY_ONLY  # type: ignore[assignment]
-    #: A node to ask last when re-reading the slot map (the one whose breaker last tripped):
-    #: after a timeout the driver re-reads the map on the *next* command, whichever task runs
-    #: it, and without this hint it may ask the hung node first (one more timeout, then every
-    #: connection closed).
-    avoid_node: str | None = None
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.commands_parser = _Parser(self)
-
-    async def initialize(
-        self,
-        additional_startup_nodes_info: list[tuple[str, int]] | None = None,
-        last_failed_node_name: str | None = None,
-    ) -> Any:
-        return await super().initialize(
-            additional_startup_nodes_info, last_failed_node_name or self.avoid_node
-        )
-
-
-class _Parser(AsyncCommandsParser):
-    """Learns the command table (``COMMAND``) from a primary that answers.
-
-    redis-py asks the default node, the first primary of ``CLUSTER SLOTS`` (the owner of slot 0)
-    on every (re-)initialisation: with that master hung, every initialisation timed out and
-    closed every connection, so a new event loop's client never got going. Here the node to
-    avoid is skipped, and a primary that fails is replaced by the next one (and becomes the
-    default node, which keyless commands use).
-    """
-
-    def __init__(self, cluster: _AsyncCluster) -> None:
-        super().__init__()
-        self._cluster = cluster
-
-    async def initialize(self, node: Any = None) -> None:
-        manager = self._cluster.nodes_manager
-        primaries = [n for n in manager.get_nodes_by_server_type("primary") if n is not node]
-        candidates = [node, *primaries] if node is not None else primaries
-        avoid = self._cluster.avoid_node
-        candidates.sort(key=lambda n: n.name == avoid)  # stable: the avoided node goes last
-        error: Exception | None = None
-        for candidate in candidates:
-            try:
-                await super().initialize(candidate)
-            except (RedisConnectionError, RedisTimeoutError) as exc:
-                error = exc
-                continue
-            if candidate is not node:
-                manager.default_node = candidate
-            return
-        if error is not None:
-            raise error
-        await super().initialize(node)
+class SlotsUnavailable(PartialOutage):
+    """CLUSTERDOWN, or a slot no node serves (a failover or a reshard in progress, a shard lost
+    with ``cluster-require-full-coverage``): this call's slot, not the whole cluster, fails."""
 
 
 class RedisClusterBackend(RedisBackend):
@@ -135,25 +72,11 @@ class RedisClusterBackend(RedisBackend):
         self._refreshes: set[Any] = set()  # background slot-map refreshes (tasks), kept alive
 
     def _create_sync_client(self) -> Any:
-        nodes = [redis.cluster.ClusterNode(h, p) for h, p in self.url.nodes]  # type: ignore[no-untyped-call]
-        return _SyncCluster(
-            startup_nodes=nodes,
-            retry=self._retry(Retry),
-            require_full_coverage=False,
-            reinitialize_steps=0,
-            **self._client_kwargs(),
-        )
+        return sync_cluster(self.url.nodes, retry=self._retry(Retry), **self._client_kwargs())
 
     def _create_async_client(self) -> Any:
-        nodes = [redis.asyncio.cluster.ClusterNode(h, p) for h, p in self.url.nodes]
-        kwargs = {**self._async_client_kwargs(), "max_connections": _UNCAPPED}
-        client = _AsyncCluster(
-            startup_nodes=nodes,
-            retry=self._retry(AsyncRetry),
-            require_full_coverage=False,
-            reinitialize_steps=0,
-            **kwargs,
-        )
+        kwargs = self._async_client_kwargs()
+        client = async_cluster(self.url.nodes, retry=self._retry(AsyncRetry), **kwargs)
         # A new event loop's client: what the other loops learnt about hung nodes holds.
         client.avoid_node = next(iter(self.node_breakers.open_nodes()), None)
         return client
@@ -161,32 +84,47 @@ class RedisClusterBackend(RedisBackend):
     # -- the node of a key, and its breaker ------------------------------------------------------
     @contextlib.contextmanager
     def _node(self, client: Any, key: str) -> Iterator[None]:
-        """Run a command on ``key``'s node through that node's breaker (:mod:`.node_breaker`)."""
+        """Run a command on ``key``'s node through that node's breaker (:mod:`.node_breaker`).
+
+        CLUSTERDOWN or an uncovered slot leaves as :class:`SlotsUnavailable` (the node answered:
+        its breaker counts a success) and starts a background re-read of the slot map.
+        """
         try:
             node: str | None = client.nodes_manager.get_node_from_slot(
                 client.keyslot(self._key(key))
             ).name
         except Exception:  # slot not covered (yet): the driver says what is wrong
             node = None
-        if node is None:
-            yield
-            return
         try:
-            with self.node_breakers.guard(node):
+            if node is None:
                 yield
-        except BackendUnavailable:
-            self._avoid(client, node)
-            raise
+                return
+            try:
+                with self.node_breakers.guard(node):
+                    yield
+            except BackendUnavailable:
+                self._avoid(client, node)
+                raise
+        except BackendError as exc:
+            if isinstance(exc, PartialOutage) or not isinstance(exc.__cause__, CLUSTER_DOWN):
+                raise
+            if self.node_breakers.refresh_due():
+                self._refresh(client, None)
+            raise SlotsUnavailable(str(exc)) from exc.__cause__
 
     def _avoid(self, client: Any, node: str) -> None:
         """``node`` failed or is skipped: ask it last when the slot map is re-read; while it is
         skipped, re-read the map (rarely, in the background) so that a replica promoted in its
         place is used as soon as the cluster says so."""
-        if isinstance(client, _AsyncCluster):
+        if isinstance(client, AsyncCluster):
             client.avoid_node = node
         if self.node_breakers.state(node) == "closed" or not self.node_breakers.refresh_due():
             return
-        if isinstance(client, _AsyncCluster):
+        self._refresh(client, node)
+
+    def _refresh(self, client: Any, node: str | None) -> None:
+        """Re-read ``client``'s slot map in the background, ``node`` (if any) asked last."""
+        if isinstance(client, AsyncCluster):
             try:
                 task = asyncio.get_running_loop().create_task(_arefresh(client, node))
             except RuntimeError:  # no running loop: nothing to schedule on
@@ -232,7 +170,7 @@ class RedisClusterBackend(RedisBackend):
             return await super().aadd(key, value, ttl)
 
 
-def _refresh(client: Any, node: str) -> None:
+def _refresh(client: Any, node: str | None) -> None:
     # The failing node is asked last; the healthy node asked keeps its pooled connections.
     with contextlib.suppress(Exception):
         client.nodes_manager.initialize(
@@ -240,6 +178,6 @@ def _refresh(client: Any, node: str) -> None:
         )
 
 
-async def _arefresh(client: Any, node: str) -> None:
+async def _arefresh(client: Any, node: str | None) -> None:
     with contextlib.suppress(Exception):
         await client.nodes_manager.initialize(last_failed_node_name=node)
