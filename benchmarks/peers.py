@@ -45,6 +45,7 @@ from pathlib import Path
 from typing import Any
 
 from _servers import MomentoServer, start_redis
+from _workload import LLM_STRING as WORKLOAD_LLM_STRING
 from langchain_core.caches import BaseCache, InMemoryCache
 from langchain_core.load import dumps
 from langchain_core.messages import AIMessage, HumanMessage
@@ -53,12 +54,9 @@ from langchain_core.outputs import ChatGeneration, Generation
 from llmcache.adapters.langchain import LangChainCache
 
 PROMPT = dumps([HumanMessage(content="Summarise the quarterly report in three bullet points.")])
-LLM_STRING = (
-    '{"id": ["langchain", "chat_models", "openai", "ChatOpenAI"], "kwargs": {"model_name": '
-    '"gpt-4o-mini", "openai_api_key": {"id": ["OPENAI_API_KEY"], "lc": 1, "type": "secret"}, '
-    '"stream_usage": true, "temperature": 0.2}, "lc": 1, "name": "ChatOpenAI", "type": '
-    "\"constructor\"}---[('stop', None)]"
-)
+# What LangChain really hands a cache for a tool-calling ChatOpenAI (~1 KB; see _workload.py):
+# key derivation runs on it for every call.
+LLM_STRING = WORKLOAD_LLM_STRING
 # ~2 KB of ordinary prose: not a repeated line, which would flatter compression.
 TEXT = (
     "Here is a summary of the quarterly report in three points.\n\n"
@@ -237,7 +235,7 @@ class Bench:
         # -- memory ------------------------------------------------------------------------
         ours = self.ours("memory://", "chat")
         value = self.ours_value(ours, "llmcache memory://", "chat", server=None)
-        table = {ours.cache.backend.full_key(self.key_of(ours)): value}
+        table = {ours.cache.backend._key(self.key_of(ours)): value}
         raw_key = next(iter(table))
         self.add(
             "raw dict.get",
@@ -260,7 +258,7 @@ class Bench:
         value = self.ours_value(ours, "llmcache disk://", "chat", server=None)
         dc = diskcache.Cache(f"{tmp}/raw-diskcache")
         self.closers.append(dc.close)
-        dkey = ours.cache.backend.full_key(self.key_of(ours))
+        dkey = ours.cache.backend._key(self.key_of(ours))
         dc.set(dkey, value)
         self.add(
             "raw diskcache.Cache.get",
@@ -887,11 +885,26 @@ def main(argv: list[str] | None = None) -> int:
         help="run the local Momento server in this process (shares the GIL with the client)",
     )
     parser.add_argument(
+        "--mode",
+        choices=["peers", "hitpath", "growth"],
+        default="peers",
+        help="peers: warm hits vs LangChain's caches (default); hitpath: cold, warm, Zipf and "
+        "async bursts vs the raw driver (benchmarks/_modes.py); growth: hit p50 vs entries",
+    )
+    parser.add_argument(
+        "--growth-max",
+        type=int,
+        default=100_000,
+        help="growth mode: largest store, entries (default 100000; 1000000 takes minutes)",
+    )
+    parser.add_argument(
         "--profile",
         choices=["memory", "disk", "redis", "momento"],
         help="only profile sync chat hits through LangChainCache on this backend",
     )
     args = parser.parse_args(argv)
+    if args.mode != "peers":
+        return _run_mode(args)
     if args.profile:
         print(profile(args.profile, 3000 if args.quick else 20000))
         return 0
@@ -930,6 +943,43 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(report(bench, meta))
         print(f"\n_{meta['command']}: {meta['elapsed_s']} s_")
+    return 0
+
+
+def _run_mode(args: argparse.Namespace) -> int:
+    import _modes
+
+    load_start = os.getloadavg()[0]
+    if args.mode == "hitpath":
+        result = _modes.hitpath(quick=args.quick)
+        text = _modes.report_hitpath(result)
+    else:
+        sizes = [10**k for k in range(3, 7) if 10**k <= args.growth_max]
+        result = _modes.growth(sizes, samples=300 if args.quick else 1000)
+        text = _modes.report_growth(result)
+    meta = {
+        "command": f"python benchmarks/peers.py --mode {args.mode}"
+        + (" --quick" if args.quick else ""),
+        "machine": machine(),
+        "loadavg": [load_start, os.getloadavg()[0]],
+        "git": _git_describe(),
+        "llm_string_chars": len(LLM_STRING),
+    }
+    if args.json:
+        doc = json.dumps({**meta, **_modes.to_json(result)}, indent=2, default=str)
+        if args.json == "-":
+            print(doc)
+            return 0
+        Path(args.json).write_text(doc)
+    m = meta["machine"]
+    print(
+        f"{m['cpus']} CPUs ({m['cpu']}), Python {m['python']}, redis-server "
+        f"{m['versions'].get('redis-server', '?')}, llmcache at {meta['git']}; load average "
+        f"{meta['loadavg'][0]:.2f} / {meta['loadavg'][1]:.2f} (start / end); llm_string "
+        f"{meta['llm_string_chars']} chars.\n"
+    )
+    print(text)
+    print(f"\n_{meta['command']}: {result['elapsed_s']} s_")
     return 0
 
 

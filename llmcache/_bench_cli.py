@@ -109,7 +109,7 @@ def _print_tables(
 ) -> None:
     table = Table(
         title=f"{config.keys} answers, {config.ops} lookups per mode, hit ratio "
-        f"{config.hit_ratio:g} (latency in ms)"
+        f"{config.hit_ratio:g} (latency in ms; cold = an entry's first read, warm = read before)"
     )
     for column in ("backend", "op", "count", "err", "p50", "p95", "p99", "p99.9", "ops/s"):
         table.add_column(column, justify="left" if column in ("backend", "op") else "right")
@@ -130,7 +130,14 @@ def _print_tables(
             )
         table.add_section()
     console.print(table)
-    summary = Table("backend", "bytes/entry", "bytes/hit", "hit ratio", "layer ÷ store op (p50)")
+    summary = Table(
+        "backend",
+        "bytes/entry",
+        "bytes/hit",
+        "hit ratio",
+        "cold hit ÷ store op (p50)",
+        "warm hit ÷ store op (p50)",
+    )
     for result in results:
         d = result.as_dict()
         summary.add_row(
@@ -138,6 +145,7 @@ def _print_tables(
             f"{d['bytes_per_entry']:,.0f}",
             f"{d['bytes_per_hit']:,.0f}",
             f"{d['hit_ratio_seen']:.3f}",
+            f"{d['layer_overhead_cold_p50'] or 0:.2f}x",
             f"{d['layer_overhead_p50'] or 0:.2f}x",
         )
     console.print(summary)
@@ -162,12 +170,17 @@ def _plot(results: list[BenchResult], costs: dict[str, float], path: Path) -> No
         raise typer.BadParameter("--plot needs matplotlib: pip install 'llmcache[bench]'") from None
     fig, (cdf, bars) = plt.subplots(1, 2, figsize=(12, 4.5), width_ratios=[2, 1])
     for result in results:
-        hits = sorted(result.ops["sync hit"].latencies) if "sync hit" in result.ops else []
-        if hits:
-            n = len(hits)
-            cdf.plot(
-                [h * 1000 for h in hits], [(i + 1) / n for i in range(n)], label=_label(result.url)
-            )
+        for kind, style in (("cold", "--"), ("warm", "-")):
+            op = result.ops.get(f"sync hit {kind}")
+            hits = sorted(op.latencies) if op else []
+            if hits:
+                n = len(hits)
+                cdf.plot(
+                    [h * 1000 for h in hits],
+                    [(i + 1) / n for i in range(n)],
+                    style,
+                    label=f"{_label(result.url)} ({kind})",
+                )
     cdf.set_xscale("log")
     cdf.set_xlabel("hit latency, ms (log scale)")
     cdf.set_ylabel("fraction of hits")

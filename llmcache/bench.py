@@ -2,7 +2,10 @@
 
 For every URL: fill N keys with chat answers of realistic sizes (200 B-20 KB, ASCII and CJK), then
 look them up at a given hit ratio, sync and async at several concurrency levels, rounds
-interleaved across backends so machine drift hits all alike. Reports latency percentiles per
+interleaved across backends so machine drift hits all alike. Hits are reported **cold** (an entry's
+first read, as most production hits are: nothing about it is in memory yet) and **warm** (entries
+read before) separately: a cold pass reads a second set of N entries once each, sync and at every
+concurrency level, before the rounds; the rounds' hits are warm. Reports latency percentiles per
 operation, throughput, errors, bytes per entry and per hit, our layer's overhead over the store
 op, and a monthly cost estimate (see :mod:`llmcache.pricing`).
 
@@ -29,7 +32,23 @@ from llmcache.registry import redact_url
 
 __all__ = ["BenchConfig", "BenchResult", "make_answers", "percentiles", "run_bench"]
 
-LLM_STRING = "[('_type', 'bench-chat'), ('model_name', 'bench-1'), ('temperature', 0.0)]"
+#: What LangChain hands a cache for a tool-calling ChatOpenAI call (~1 KB; built by
+#: benchmarks/_workload.py): key derivation runs on it for every lookup.
+LLM_STRING = (
+    '{"id": ["langchain", "chat_models", "openai", "ChatOpenAI"], "kwargs": {"max_retries": 2, '
+    '"max_tokens": 1024, "model_name": "gpt-4o-mini", "openai_api_key": {"id": '
+    '["OPENAI_API_KEY"], "lc": 1, "type": "secret"}, "request_timeout": 30.0, "stream_usage": '
+    'true, "temperature": 0.2}, "lc": 1, "name": "ChatOpenAI", "type": "constructor"}---'
+    "[('stop', None), ('tools', [{'type': 'function', 'function': {'name': 'get_weather', "
+    "'description': 'Current weather for a city.', 'parameters': {'properties': {'city': "
+    "{'description': 'City name, e.g. Paris.', 'type': 'string'}, 'unit': {'default': "
+    "'celsius', 'description': 'celsius or fahrenheit.', 'type': 'string'}}, 'required': "
+    "['city'], 'type': 'object'}}}, {'type': 'function', 'function': {'name': 'search_docs', "
+    "'description': 'Search the internal knowledge base.', 'parameters': {'properties': "
+    "{'query': {'description': 'What to search for.', 'type': 'string'}, 'top_k': {'default': "
+    "5, 'description': 'How many passages to return.', 'type': 'integer'}}, 'required': "
+    "['query'], 'type': 'object'}}}])]"
+)
 _CJK = "缓存模型回答问题数据服务器时间成本速度用户请求结果网络内存磁盘集群节点"
 _WORDS = [
     "the",
@@ -107,12 +126,17 @@ class BenchResult:
         return self.ops.setdefault(name, OpStats())
 
     def as_dict(self) -> dict[str, Any]:
-        hit = self.ops.get("sync hit")
+        hit = self.ops.get("sync hit warm")
         store = self.ops.get("sync store get")
-        overhead = None
+        overhead = cold_overhead = None
         if hit and store and hit.latencies and store.latencies:
             overhead = round(
                 statistics.median(hit.latencies) / statistics.median(store.latencies), 3
+            )
+        cold = self.ops.get("sync hit cold")
+        if cold and store and cold.latencies and store.latencies:
+            cold_overhead = round(
+                statistics.median(cold.latencies) / statistics.median(store.latencies), 3
             )
         return {
             "url": redact_url(self.url),  # reports are printed and shared: no passwords
@@ -120,7 +144,8 @@ class BenchResult:
             "bytes_per_entry": round(self.bytes_per_entry, 1),
             "bytes_per_hit": round(self.bytes_per_hit, 1),
             "hit_ratio_seen": round(self.hit_ratio_seen, 4),
-            "layer_overhead_p50": overhead,
+            "layer_overhead_p50": overhead,  # warm hit ÷ bare store get
+            "layer_overhead_cold_p50": cold_overhead,  # cold hit ÷ bare store get
             "ops": {name: s.summary() for name, s in self.ops.items()},
         }
 
@@ -203,6 +228,11 @@ class _Subject:
         self.prompts = [f"bench question {i}: what does the cache do?" for i in range(config.keys)]
         self.keys = [self.cache.policy.decide(p, LLM_STRING).key or "" for p in self.prompts]
         self.answers = answers
+        # Entries read once each by the cold pass: one set for sync, one per concurrency level.
+        self.cold = {
+            mode: [f"bench cold {mode} {i}: what does the cache do?" for i in range(config.keys)]
+            for mode in ["sync", *(f"c={c}" for c in config.concurrency)]
+        }
 
     def lookup_plan(self, count: int, hit_ratio: float, rng: random.Random) -> list[str]:
         return [
@@ -219,11 +249,39 @@ def _fill(subject: _Subject) -> None:
             subject.cache.update(prompt, LLM_STRING, answer)
         sizes.append(len(subject.cache.codec.encode(key, [answer])) + len(key))
     subject.result.bytes_per_entry = statistics.fmean(sizes)
+    for prompts in subject.cold.values():  # the cold pass's entries (not timed)
+        for prompt, answer in zip(prompts, subject.answers, strict=True):
+            subject.cache.update(prompt, LLM_STRING, answer)
+
+
+def _cold_pass(subject: _Subject, config: BenchConfig) -> None:
+    """Each cold entry read once: sync, then at every concurrency level (hits only counted)."""
+    result = subject.result
+    cold = result.op("sync hit cold")
+    for prompt in subject.cold["sync"]:
+        start = time.perf_counter()
+        try:
+            answer = subject.cache.lookup(prompt, LLM_STRING)
+        except Exception:
+            cold.errors += 1
+            continue
+        if answer is not None:
+            cold.latencies.append(time.perf_counter() - start)
+    for concurrency in config.concurrency:
+        prompts = subject.cold[f"c={concurrency}"]
+        asyncio.run(_async_pass(subject, prompts, concurrency, f"async hit c={concurrency} cold"))
+
+
+def _warm_up(subject: _Subject) -> None:
+    """Every warm entry read twice before the rounds (in memory from then on, as it will be)."""
+    for prompt in subject.prompts * 2:
+        subject.cache.lookup(prompt, LLM_STRING)
 
 
 def _sync_round(subject: _Subject, plan: list[str], tick: Callable[[int], None]) -> None:
     result = subject.result
-    hit, miss, store = result.op("sync hit"), result.op("sync miss"), result.op("sync store get")
+    hit, miss = result.op("sync hit warm"), result.op("sync miss")
+    store = result.op("sync store get")
     for prompt in plan:
         start = time.perf_counter()
         try:
@@ -238,11 +296,33 @@ def _sync_round(subject: _Subject, plan: list[str], tick: Callable[[int], None])
     tick(len(plan))
 
 
+async def _async_pass(subject: _Subject, plan: list[str], concurrency: int, name: str) -> None:
+    """Lookups of ``plan`` by ``concurrency`` workers; hits timed into op ``name``."""
+    hit = subject.result.op(name)
+    queue = iter(plan)
+
+    async def worker() -> None:
+        for prompt in queue:
+            start = time.perf_counter()
+            try:
+                answer = await subject.cache.alookup(prompt, LLM_STRING)
+            except Exception:
+                hit.errors += 1
+                continue
+            if answer is not None:
+                hit.latencies.append(time.perf_counter() - start)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    hit.wall += time.perf_counter() - start
+
+
 async def _async_round(
     subject: _Subject, plan: list[str], concurrency: int, tick: Callable[[int], None]
 ) -> None:
     result = subject.result
-    hit, miss = result.op(f"async hit c={concurrency}"), result.op(f"async miss c={concurrency}")
+    hit = result.op(f"async hit c={concurrency} warm")
+    miss = result.op(f"async miss c={concurrency}")
     queue = iter(plan)
 
     async def worker() -> None:
@@ -280,6 +360,9 @@ def run_bench(
             subject.result.error = f"{type(exc).__name__}: {exc}"
         subjects.append(subject)
     live = [s for s in subjects if s.result.error is None]
+    for subject in live:
+        _cold_pass(subject, config)
+        _warm_up(subject)
     per_round = max(1, config.ops // config.rounds)
     for _ in range(config.rounds):
         for subject in live:

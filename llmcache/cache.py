@@ -77,7 +77,11 @@ class LLMCache:
         #: Turns a stored JSON answer into what ``lookup`` returns (the LangChain adapter sets
         #: it to rebuild generations); it raises :class:`CodecError` for answers it rejects.
         self.materialize = materialize
-        self._memo: OrderedDict[str, tuple[bytes, list[Any]]] = OrderedDict()
+        #: Makes a materialized answer safe to hand to several lookups (the memo keeps it for
+        #: the next reads of the same bytes); without it the memo hands out what
+        #: ``materialize`` returned, and its consumer must copy what it gives out.
+        self.share: Callable[[Any], Any] | None = None
+        self._memo: OrderedDict[str, tuple[bytes, list[Any] | None]] = OrderedDict()
         self._memo_lock = threading.Lock()
         self._failed_lookups: OrderedDict[str, float] = OrderedDict()
 
@@ -307,30 +311,39 @@ class LLMCache:
     def _materialized(self, key: str, data: bytes | None) -> list[Any] | None:
         """The stored answers, decoded and materialized; reused while the bytes are the same.
 
-        Only materialized answers are memoised: their consumer (the LangChain adapter) hands out
-        copies. Plain JSON answers are decoded afresh, so a caller may change what it receives.
+        Only materialized answers are memoised, and (with :attr:`share`) only from their second
+        read on: most entries are read once, and an answer used once needs no sharing. Plain
+        JSON answers are decoded afresh, so a caller may change what it receives.
         """
         if data is None:
             return None
         if self.materialize is None:
             return self._stored_answers(key, data)
+        seen = False
         with self._memo_lock:
             memo = self._memo.get(key)
             if memo is not None and memo[0] == data:
-                self._memo.move_to_end(key)
-                return memo[1]
+                if memo[1] is not None:
+                    self._memo.move_to_end(key)
+                    return memo[1]
+                seen = True
         answers = self._stored_answers(key, data)
         if answers is None:
             return None
         try:
             answers = [self.materialize(a) for a in answers]
+            if seen and self.share is not None:
+                answers = [self.share(a) for a in answers]
         except Exception as exc:  # CodecError, or a materializer's own bug: a miss, not a raise
             self.stats.incr("decode_errors")
             log.debug("llmcache: stored answer under %s rejected: %s", key, exc)
             return None
         if len(data) <= _MEMO_MAX_VALUE:
+            # First read (with share): remember the bytes only; the answer goes to this caller.
+            kept = answers if seen or self.share is None else None
             with self._memo_lock:
-                self._memo[key] = (data, answers)
+                self._memo[key] = (data, kept)
+                self._memo.move_to_end(key)
                 if len(self._memo) > _MEMO_ENTRIES:
                     self._memo.popitem(last=False)
         return answers

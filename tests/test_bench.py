@@ -29,11 +29,14 @@ def test_bench_measures_every_op_and_honours_the_hit_ratio(tmp_path: Path) -> No
         assert result.error is None
         ops = result.ops
         assert len(ops["sync set"].latencies) == 50
-        looked = len(ops["sync hit"].latencies) + len(ops["sync miss"].latencies)
+        looked = len(ops["sync hit warm"].latencies) + len(ops["sync miss"].latencies)
         assert looked == 400
-        assert 0.6 < len(ops["sync hit"].latencies) / looked < 0.9
-        assert len(ops["async hit c=8"].latencies) == len(ops["sync hit"].latencies)
-        summary = ops["async hit c=8"].summary()
+        assert 0.6 < len(ops["sync hit warm"].latencies) / looked < 0.9
+        assert len(ops["async hit c=8 warm"].latencies) == len(ops["sync hit warm"].latencies)
+        # Cold and warm apart: every cold entry read exactly once, sync and at each level.
+        for name in ("sync hit cold", "async hit c=1 cold", "async hit c=8 cold"):
+            assert len(ops[name].latencies) == 50 and ops[name].errors == 0
+        summary = ops["async hit c=8 warm"].summary()
         # Throughput is hits over the time they took: consistent with the measured latencies.
         assert 0 < summary["ops_per_s"] * summary["p50_ms"] / 1000 < 8 * 20
         # Stored entries are compressed JSON: smaller than the raw answer text they hold.
@@ -104,10 +107,30 @@ def test_cli_json_and_plot(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout[result.stdout.index("{") :])
-    assert report["results"][0]["ops"]["sync hit"]["count"] > 0
+    ops = report["results"][0]["ops"]
+    assert ops["sync hit cold"]["count"] == 20 and ops["sync hit warm"]["count"] > 0
+    assert report["results"][0]["layer_overhead_cold_p50"] > 0
     assert set(report["monthly_cost_usd"]) == {
         "Momento",
         "ElastiCache Serverless",
         "ElastiCache nodes",
     }
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and plot.stat().st_size > 10_000
+
+
+def test_bench_llm_string_is_what_langchain_builds_for_a_tool_calling_chat_openai() -> None:
+    """The ~1 KB llm_string of the benchmarks is built as LangChain builds it (not hand-made)."""
+    import sys
+
+    from llmcache.bench import LLM_STRING
+    from llmcache.keys import KeyPolicy
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    try:
+        from _workload import chat_openai_llm_string
+    finally:
+        sys.path.pop(0)
+    assert chat_openai_llm_string() == LLM_STRING and len(LLM_STRING) > 1000
+    decision = KeyPolicy().decide("p", LLM_STRING)
+    assert decision.material["model"] == "langchain.chat_models.openai.ChatOpenAI"
+    assert "openai_api_key" not in decision.material["params"]  # a secret: never in the key

@@ -36,6 +36,7 @@ from llmcache.keys.llm_string import OPAQUE, Opaque, opaque, parse_llm_string
 
 __all__ = [
     "CREDENTIAL_REASONS",
+    "DIGEST_SIZE",
     "ModelParams",
     "canon",
     "digest",
@@ -174,9 +175,13 @@ def dumps(value: Any) -> bytes:
     return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
+#: BLAKE2b digest size of keys, bytes (128 bits).
+DIGEST_SIZE = 16
+
+
 def digest(data: bytes) -> str:
     """The 128-bit BLAKE2b hex digest keys are made of."""
-    return hashlib.blake2b(data, digest_size=16).hexdigest()
+    return hashlib.blake2b(data, digest_size=DIGEST_SIZE).hexdigest()
 
 
 # --------------------------------------------------------------------------- model and params

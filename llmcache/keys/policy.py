@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import re
@@ -32,7 +33,15 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, field_validator, model_validator
 
 from llmcache.errors import ConfigError
-from llmcache.keys._params import ModelParams, canon, canon_mapping, digest, dumps, model_params
+from llmcache.keys._params import (
+    DIGEST_SIZE,
+    ModelParams,
+    canon,
+    canon_mapping,
+    digest,
+    dumps,
+    model_params,
+)
 
 __all__ = ["KeyDecision", "KeyPolicy", "TemperatureMode"]
 
@@ -152,6 +161,7 @@ class _Prepared:
     bypass: str | None
     greedy: bool  # temperature is known to be 0: one answer is all there is to keep
     prefix: bytes  # canonical bytes of {"model":..,"params":..,"prompt":" ; digest + '"}' follow
+    hashed: Any  # BLAKE2b state after ``prefix``: each key copies it and hashes only the rest
 
 
 @lru_cache(maxsize=1024)
@@ -182,7 +192,8 @@ def _prepare(
                 bypass = f"temperature {temp:g} > bypass_above {threshold:g}"
     head = dumps({"model": parsed.model, "params": canon_mapping(params)})
     prefix = head[:-1] + b',"prompt":"'
-    return _Prepared(parsed, parsed.model, params, dropped, bypass, greedy, prefix)
+    hashed = hashlib.blake2b(prefix, digest_size=DIGEST_SIZE)
+    return _Prepared(parsed, parsed.model, params, dropped, bypass, greedy, prefix, hashed)
 
 
 # --------------------------------------------------------------------------- the policy
@@ -236,8 +247,10 @@ class KeyPolicy(BaseModel, frozen=True, extra="forbid"):
         material = {"model": prep.model, "params": dict(prep.params), "prompt": pdig}
         if prep.bypass is not None:
             return KeyDecision(key=None, reason=prep.bypass, samples=1, material=material)
-        body = prep.prefix + pdig.encode() + b'"}'
-        key = f"{self.version}:{digest(body)}"
+        # digest(prefix + prompt digest + '"}'), the prefix's ~1 KB hashed once per llm_string
+        hasher = prep.hashed.copy()
+        hasher.update(pdig.encode() + b'"}')
+        key = f"{self.version}:{hasher.hexdigest()}"
         # sample:k is for sampled calls; a temperature-0 call keeps (and serves) one answer.
         samples = 1 if prep.greedy else mode.samples
         return KeyDecision(key=key, reason=None, samples=samples, material=material)

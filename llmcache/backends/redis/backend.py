@@ -39,7 +39,7 @@ from llmcache.backends.redis.clients import RedisClients
 from llmcache.backends.redis.errors import map_errors
 from llmcache.backends.redis.lists import RedisLists
 from llmcache.backends.redis.options import RedisOptions
-from llmcache.backends.redis.pool import LoopBoundClient
+from llmcache.backends.redis.pool import AsyncPool, LoopBoundClient, SyncPool
 from llmcache.backends.redis.url import glob_escape, parse_redis_url
 
 __all__ = ["RedisBackend"]
@@ -93,7 +93,12 @@ class RedisBackend(RedisClients, RedisLists, Backend):
     # -- sync side --------------------------------------------------------------------------------
     def get(self, key: str) -> bytes | None:
         with self._errors("GET"), self._budget():
-            value: bytes | None = self._client().get(self._key(key))
+            client = self._client()
+            pool = getattr(client, "connection_pool", None)
+            if isinstance(pool, SyncPool):  # the hit path: our pool's lean GET (see execute)
+                value: bytes | None = pool.execute("GET", self._key(key))
+            else:  # a cluster: redis-py routes the key to its node
+                value = client.get(self._key(key))
         return value
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
@@ -173,7 +178,11 @@ class RedisBackend(RedisClients, RedisLists, Backend):
         with self._errors("GET"):
             async with self._abudget():
                 client = await self._aclient()
-                value: bytes | None = await client.get(self._key(key))
+                pool = getattr(client, "connection_pool", None)
+                if isinstance(pool, AsyncPool):  # the hit path: our pool's lean GET
+                    value: bytes | None = await pool.execute("GET", self._key(key))
+                else:  # a cluster: redis-py routes the key to its node
+                    value = await client.get(self._key(key))
         return value
 
     async def aset(self, key: str, value: bytes, ttl: float | None = None) -> None:

@@ -77,8 +77,11 @@ class SyncPool(redis.BlockingConnectionPool):
             remaining = budget.remaining()
             if remaining <= 0:
                 raise spent(budget.seconds)
+            # Attributes only: a socket opened below starts with them; a pooled socket gets
+            # its read timeout once, at the end (each settimeout is a system call).
             read = min(self._read_timeout, remaining)
-            self._set_timeouts(connection, read, min(self._connect_timeout, remaining))
+            connection.socket_timeout = read
+            connection.socket_connect_timeout = min(self._connect_timeout, remaining)
             connection.connect()  # a timeout here is redis-py's "Timeout connecting to server"
             # As redis-py: a pooled connection with unread data (or closed) is made again.
             try:
@@ -97,6 +100,45 @@ class SyncPool(redis.BlockingConnectionPool):
             self.release(connection)  # type: ignore[no-untyped-call]
             raise
         return connection
+
+    def execute(self, *args: Any) -> Any:
+        """Run one command (the hit path's ``GET``) within the call's :class:`Budget`.
+
+        What ``redis.Redis.execute_command`` does, without what a cache ``GET`` does not use
+        (per-command observability hooks, response callbacks, HIMPORT state), and with the
+        same rules: checkout, connect and every attempt stay within the budget; only a dropped
+        connection is retried, as the client's ``Retry`` says (a timeout never is); a
+        connection that failed is disconnected before it goes back to the pool.
+        """
+        budget = current.get()
+        connection = self.get_connection()
+        try:
+            return connection.retry.call_with_retry(
+                lambda: self._attempt(connection, budget, args),
+                lambda _error: connection.disconnect(),
+            )
+        finally:
+            self._checkin(connection)
+
+    def _attempt(self, connection: Any, budget: Any, args: tuple[Any, ...]) -> Any:
+        if isinstance(budget, Budget) and not connection.is_connected:
+            # A retry after a dropped connection: it gets what is left of the budget.
+            remaining = budget.remaining()
+            if remaining <= 0:
+                raise spent(budget.seconds)
+            connection.socket_timeout = min(self._read_timeout, remaining)
+            connection.socket_connect_timeout = min(self._connect_timeout, remaining)
+        connection.send_command(*args)  # connects a dropped connection again
+        return connection.read_response()  # disconnects on any error, as redis-py's
+
+    def _checkin(self, connection: Any) -> None:
+        """``release`` for a connection this pool handed out in this process, in good state."""
+        if self._in_maintenance or connection.should_reconnect():
+            self.release(connection)  # type: ignore[no-untyped-call]
+        elif self.owns_connection(connection):
+            self.pool.put_nowait(connection)
+        else:  # pragma: no cover - a fork between checkout and checkin
+            self.release(connection)  # type: ignore[no-untyped-call]
 
     @staticmethod
     def _set_timeouts(connection: Any, read: float, connect: float) -> None:
@@ -131,7 +173,8 @@ class AsyncPool(redis.asyncio.BlockingConnectionPool):
             self._fair = asyncio.Semaphore(self.max_connections)
         return self._fair
 
-    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+    async def _slot(self) -> asyncio.Semaphore:
+        """Wait for one of the max_connections slots (FIFO), within the call's budget."""
         slots = self._slots()
         budget = current.get()
         if isinstance(budget, AsyncBudget):
@@ -143,11 +186,54 @@ class AsyncPool(redis.asyncio.BlockingConnectionPool):
                     await slots.acquire()
             except TimeoutError:
                 raise RedisTimeoutError("no free connection in the pool") from None
+        return slots
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        slots = await self._slot()
         try:
             return await super().get_connection()  # type: ignore[no-untyped-call]
         except BaseException:
             slots.release()
             raise
+
+    async def execute(self, *args: Any) -> Any:
+        """Run one command (the hit path's ``GET``) on a pooled connection.
+
+        What ``redis.asyncio.Redis.execute_command`` does, without what a cache ``GET`` does
+        not use (per-command observability hooks, response callbacks), and with a lean
+        checkout and check-in: holding a slot (see ``_slots``) guarantees a connection is
+        free, so redis-py's condition, lock and wait timer are not needed. Same rules
+        otherwise: the call's :class:`AsyncBudget` cuts waits, connects and reads; only a
+        dropped connection is retried, as the connection's ``Retry`` says; a pooled connection
+        with unread data is made again before use (``ensure_connection``).
+        """
+        if self._in_maintenance:  # redis-py's own path keeps its maintenance bookkeeping
+            connection = await self.get_connection()
+        else:
+            slots = await self._slot()
+            try:
+                connection = self.get_available_connection()  # type: ignore[no-untyped-call]
+            except BaseException:
+                slots.release()
+                raise
+            try:
+                await self.ensure_connection(connection)
+            except BaseException:
+                await self.release(connection)  # also frees the slot
+                raise
+        try:
+            return await connection.retry.call_with_retry(
+                lambda: _attempt(connection, args), lambda _error: connection.disconnect()
+            )
+        finally:
+            if self._in_maintenance or connection.should_reconnect():
+                await self.release(connection)
+            else:  # release() without its lock and events: nothing here awaits
+                if connection.is_connected:
+                    self.last_answer = asyncio.get_running_loop().time()
+                self._in_use_connections.discard(connection)
+                self._available_connections.append(connection)
+                self._slots().release()
 
     def answered(self) -> bool:
         """Whether answers wait, read but not yet handled, on connections in use: the store
@@ -161,6 +247,16 @@ class AsyncPool(redis.asyncio.BlockingConnectionPool):
 
     async def ensure_connection(self, connection: Any) -> None:
         fresh = not connection.is_connected
+        if not fresh and not self.maint_notifications_enabled():  # type: ignore[no-untyped-call]
+            # redis-py's check without its connect() step (a retry loop around a no-op here):
+            # a pooled connection with unread data, or closed by the server, is made again.
+            try:
+                if not await connection.can_read():
+                    return
+            except (redis.ConnectionError, RedisTimeoutError, OSError):
+                pass
+            await connection.disconnect()
+            fresh = True
         budget = current.get()
         if fresh and isinstance(budget, AsyncBudget) and budget.connect:
             budget.renew(budget.due - budget.seconds + budget.connect)  # + socket_connect_timeout
@@ -188,6 +284,11 @@ class AsyncPool(redis.asyncio.BlockingConnectionPool):
                 self._tls_context = conn.ssl_context
             conn.ssl_context = self._tls_context
         return conn
+
+
+async def _attempt(connection: Any, args: tuple[Any, ...]) -> Any:
+    await connection.send_command(*args)  # connects a dropped connection again
+    return await connection.read_response()  # disconnects on any error, as redis-py's
 
 
 class _LoopClient:
