@@ -13,7 +13,10 @@ in the same run, rounds interleaved (a noisy 2-CPU box: read ratios, not microse
   and a long tail of first reads (cold), as real traffic.
 - **async burst**: hits/s of lookups bounded by ``asyncio.Semaphore(64)`` (the usual app
   pattern), cold and warm; **first burst**: 64 concurrent lookups on a fresh cache (no pooled
-  connection yet) against the next burst of the same cache.
+  connection yet) against the next burst of the same cache and against its 3rd-6th bursts
+  (warm: the pool holds what it opens under this load).
+- **momento**: the local Momento server in a child process; the raw op is the SDK's ``get``
+  (``CacheClient`` / ``CacheClientAsync``) of the very bytes we store, in another cache.
 - **growth**: cold hit p50 as the store grows 10^3 -> 10^5 (10^6 with ``--growth-max``), for
   memory, disk and Redis (a server without maxmemory), and bytes of process memory per entry for
   ``memory://``.
@@ -35,7 +38,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from _servers import start_redis
+from _servers import MomentoServer, start_redis
 from _workload import LLM_STRING, prompt
 
 from llmcache.adapters._generations import generations_to_json
@@ -123,7 +126,7 @@ class Group:
                 self.raw_write(self.raw_keys[i], value)
 
 
-def _groups(tmp: str, redis_url: str) -> list[Group]:
+def _groups(tmp: str, redis_url: str, momento: str | None = None) -> list[Group]:
     import diskcache
     import redis
     import redis.asyncio
@@ -164,9 +167,53 @@ def _groups(tmp: str, redis_url: str) -> list[Group]:
             aclosers=[async_client.aclose],
         ),
     ]
+    if momento is not None:
+        groups.append(_momento_group(momento))
     for g in groups:
         g.closers.append(g.ours.close)
     return groups
+
+
+def _momento_group(address: str) -> Group:
+    """Momento (local server): the raw op is the SDK's ``get`` of the very bytes we store.
+
+    No community peer: LangChain's MomentoCache reads back only plain-LLM generations.
+    """
+    from datetime import timedelta
+
+    from momento import CacheClient, CacheClientAsync, Configurations, CredentialProvider
+    from momento.responses import CacheGet
+
+    host, _, port = address.rpartition(":")
+    creds = CredentialProvider.for_momento_local(host, int(port))
+    config = Configurations.InRegion.Default.v1()  # llmcache's default configuration
+    ttl = timedelta(hours=1)
+    client = CacheClient(config, creds, ttl)
+    aclients: list[Any] = []  # made in the event loop that uses it (grpc.aio binds to a loop)
+
+    def raw_get(key: str) -> bytes | None:
+        response = client.get("raw", key)
+        return response.value_bytes if isinstance(response, CacheGet.Hit) else None
+
+    async def raw_aget(key: str) -> bytes | None:
+        if not aclients:
+            aclients.append(CacheClientAsync(config, creds, ttl))
+        response = await aclients[0].get("raw", key)
+        return response.value_bytes if isinstance(response, CacheGet.Hit) else None
+
+    async def aclose() -> None:
+        while aclients:
+            await aclients.pop().__aexit__(None, None, None)
+
+    return Group(
+        "momento",
+        LangChainCache.from_url(f"momento://llmcache?local={address}"),
+        raw_get,
+        raw_aget,
+        lambda key, value: client.set("raw", key, value),
+        closers=[lambda: client.__exit__(None, None, None)],
+        aclosers=[aclose],
+    )
 
 
 def _async(fn: Callable[[Any], Any]) -> Callable[[Any], Awaitable[Any]]:
@@ -259,8 +306,11 @@ async def async_modes(
         subjects += [
             (g, "raw", "raw", g.raw_aget),
             (g, "llmcache", "ours", lambda i, c=ours: c.alookup(prompt(i), LLM_STRING)),
-            (g, g.peer_name, "peer", lambda i, c=peer: c.alookup(prompt(i), LLM_STRING)),
         ]
+        if peer is not None:
+            subjects.append(
+                (g, g.peer_name, "peer", lambda i, c=peer: c.alookup(prompt(i), LLM_STRING))
+            )
     table: dict[tuple[str, str, str], Series] = {}
     for mode, series in modes.items():
         for g, name, role, _ in subjects:
@@ -279,30 +329,42 @@ async def async_modes(
     return modes
 
 
+BURSTS = 6  # bursts per fresh cache: the first, the next, then four more ("warm": 3rd-6th)
+
+
 async def first_bursts(
     redis_url: str, rounds: int, start: int, raw_keys: dict[int, Any]
 ) -> dict[str, list[float]]:
-    """ms of the first 64-way burst of a fresh cache (no connection yet) and of its next one."""
+    """ms of the first 64-way burst of a fresh cache (no connection yet), of its next one, and
+    of its 3rd-6th (warm: the pool has what it opens under this load; median of the four)."""
     import redis.asyncio
 
-    names = [f"{who} {burst}" for who in ("llmcache", "raw") for burst in ("first", "next")]
+    labels = ("first", "next", "warm")
+    names = [f"{who} {burst}" for who in ("llmcache", "raw") for burst in labels]
     out: dict[str, list[float]] = {name: [] for name in names}
     for r in range(rounds):
-        base = start + r * CONCURRENCY * 4
+        base = start + r * CONCURRENCY * BURSTS * 2
         ours = LangChainCache.from_url(redis_url)
         raw = redis.asyncio.Redis.from_url(redis_url)
         subjects: list[tuple[str, Callable[[int], Awaitable[Any]], int]] = [
             ("llmcache", lambda i, c=ours: c.alookup(prompt(i), LLM_STRING), base),
-            ("raw", lambda i, c=raw: c.get(raw_keys[i]), base + 2 * CONCURRENCY),
+            ("raw", lambda i, c=raw: c.get(raw_keys[i]), base + BURSTS * CONCURRENCY),
         ]
         try:
             for name, fn, first in subjects:
-                for label, offset in (("first", 0), ("next", CONCURRENCY)):
-                    batch = range(first + offset, first + offset + CONCURRENCY)
+                warm: list[float] = []
+                for burst in range(BURSTS):
+                    offset = first + burst * CONCURRENCY
+                    batch = range(offset, offset + CONCURRENCY)
                     t0 = time.perf_counter()
                     got = await asyncio.gather(*(fn(i) for i in batch))
-                    out[f"{name} {label}"].append((time.perf_counter() - t0) * 1000)
-                    assert all(x is not None for x in got), f"{name} {label}: misses"
+                    ms = (time.perf_counter() - t0) * 1000
+                    assert all(x is not None for x in got), f"{name} burst {burst}: misses"
+                    if burst < 2:
+                        out[f"{name} {labels[burst]}"].append(ms)
+                    else:
+                        warm.append(ms)
+                out[f"{name} warm"].append(statistics.median(warm))
         finally:
             await ours.aclose()
             await raw.aclose()
@@ -320,17 +382,18 @@ def hitpath(quick: bool = False) -> dict[str, Any]:
     burst_start = async_start + per_round * rounds
     burst_rounds = 3 if quick else 7
     server = start_redis()
+    momento = MomentoServer(["llmcache", "raw"])
     started = time.perf_counter()
     try:
         with tempfile.TemporaryDirectory(prefix="llmcache-hitpath-") as tmp:
-            groups = _groups(tmp, server.url)
+            groups = _groups(tmp, server.url, momento.address)
             try:
                 for g in groups:
                     g.fill(range(burst_start))
                     g.fill(range(ZIPF_OFFSET, ZIPF_OFFSET + ZIPF_PROMPTS))
                 # First bursts: entries in Redis only, read by a fresh cache each round.
-                redis_group = groups[-1]
-                end = burst_start + burst_rounds * CONCURRENCY * 4
+                redis_group = next(g for g in groups if g.name == "redis")
+                end = burst_start + burst_rounds * CONCURRENCY * BURSTS * 2
                 redis_group.fill(range(burst_start, end), peer=False)
                 sync = sync_modes(groups, per_round, rounds, zipf)
                 asyncs = asyncio.run(_run_async(groups[1:], per_round, rounds, async_start))
@@ -344,6 +407,7 @@ def hitpath(quick: bool = False) -> dict[str, Any]:
                             close()
     finally:
         server.stop()
+        momento.stop()
     return {
         "sync": sync,
         "async": asyncs,
@@ -520,7 +584,11 @@ def report_hitpath(result: dict[str, Any]) -> str:
         peer = {s.group: s for s in series if s.role == "peer"}
         for s in series:
             to_raw = (s.median or 0) / (raw[s.group].median or 1)
-            to_peer = (s.median or 0) / (peer[s.group].median or 1) if s.role == "ours" else None
+            to_peer = (
+                (s.median or 0) / (peer[s.group].median or 1)
+                if s.role == "ours" and s.group in peer
+                else None
+            )
             name = f"**{s.name}**" if s.role == "ours" else s.name
             lines.append(
                 f"| {s.group} | {name} | {mode.split()[1]} | {s.median or 0:,.0f} | "
@@ -530,15 +598,19 @@ def report_hitpath(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"First burst: {CONCURRENCY} concurrent lookups on a fresh cache (no pooled connection), "
-        "then the next burst of the same cache (entries read once each), median ms.",
+        f"then the next burst of the same cache, then its 3rd-{BURSTS}th (warm; entries read "
+        "once each), median ms over fresh caches.",
         "",
-        "| client | first burst ms | next burst ms | first ÷ next |",
-        "|---|--:|--:|--:|",
+        "| client | first burst ms | next burst ms | warm burst ms | first ÷ next | first ÷ warm |",
+        "|---|--:|--:|--:|--:|--:|",
     ]
     for who in ("llmcache", "raw"):
-        first, after = b[f"{who} first"], b[f"{who} next"]
+        first, after, warm = b[f"{who} first"], b[f"{who} next"], b[f"{who} warm"]
         label = "**llmcache redis://**" if who == "llmcache" else "raw redis.asyncio"
-        lines.append(f"| {label} | {first:.1f} | {after:.1f} | {first / after:.2f}× |")
+        lines.append(
+            f"| {label} | {first:.1f} | {after:.1f} | {warm:.1f} | {first / after:.2f}× | "
+            f"{first / warm:.2f}× |"
+        )
     return "\n".join(lines)
 
 

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import os
 import struct
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -41,6 +42,15 @@ __all__ = ["DiskBackend", "DiskOptions"]
 _LIST_MAGIC = b"llmcache-list\x01"  # a list is stored as one value: magic + (len, bytes)...
 _LEN = struct.Struct(">I")
 _NOT_OURS = object()  # what the safe Disk returns for a value or key it will not unpickle
+# diskcache's ``Cache.get`` query for a raw (str) key, as its no-transaction fast path runs it.
+_SELECT = (
+    "SELECT mode, value FROM Cache WHERE key = ? AND raw = 1"
+    " AND (expire_time IS NULL OR expire_time > ?)"
+)
+# Eviction policies whose reads write (an access time or count): diskcache's own get does that.
+_GET_UPDATES = {
+    name: policy["get"] is not None for name, policy in diskcache.core.EVICTION_POLICY.items()
+}
 
 
 class DiskOptions(BackendOptions):
@@ -141,8 +151,23 @@ class DiskBackend(Backend):
 
     # -- the five methods ---------------------------------------------------------------------
     def get(self, key: str) -> bytes | None:
+        full = self._key(key)
         with self._errors("read"):
-            value = self._cache.get(self._key(key), default=None)
+            cache = self._cache
+            if cache.statistics or _GET_UPDATES[cache.eviction_policy]:
+                value = cache.get(full, default=None)  # diskcache's transaction path
+            else:
+                # diskcache's own read fast path, without its generic wrapping: one SELECT on
+                # its per-thread connection (same busy timeout). A value stored inline as raw
+                # bytes is the answer; anything else (a value kept in a file, text, a pickle)
+                # goes through diskcache's Disk, which never unpickles.
+                rows = cache._sql(_SELECT, (full, time.time())).fetchall()
+                if not rows:
+                    return None
+                ((mode, data),) = rows
+                if mode == diskcache.core.MODE_RAW and type(data) is bytes:
+                    return data
+                value = cache.get(full, default=None)
         return value if isinstance(value, bytes) else None
 
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import diskcache
 import pytest
 
-from llmcache.backends.disk import DiskBackend
+from llmcache.backends.disk import DiskBackend, DiskOptions
 from llmcache.errors import ConfigError
 from llmcache.registry import create_backend
 
@@ -58,3 +59,28 @@ def test_size_limit_is_parsed_with_units(tmp_path: Path) -> None:
 def test_disk_url_needs_a_directory() -> None:
     with pytest.raises(ConfigError, match="give a directory"):
         create_backend("disk://")
+
+
+@pytest.mark.parametrize("policy", ["least-recently-stored", "least-recently-used", "none"])
+def test_get_reads_inline_values_file_values_and_refuses_foreign_ones(
+    tmp_path: Path, policy: str
+) -> None:
+    store = DiskBackend(DiskOptions(path=tmp_path, eviction_policy=policy), namespace="t")
+    big = bytes(range(256)) * 200  # 51,200 bytes: diskcache keeps it in a file, not in SQLite
+    try:
+        store.set("small", b"inline bytes")
+        store.set("big", big)
+        store.set("gone", b"x", ttl=0.001)
+        foreign = diskcache.Cache(str(tmp_path))
+        foreign.set(store._key("text"), "a str value")  # not bytes: not ours
+        foreign.set(store._key("obj"), {"a": 1})  # pickled: never unpickled
+        foreign.close()
+        time.sleep(0.01)
+        assert store.get("small") == b"inline bytes"
+        assert store.get("big") == big
+        assert store.get("gone") is None  # expired
+        assert store.get("missing") is None
+        assert store.get("text") is None
+        assert store.get("obj") is None
+    finally:
+        store.close()

@@ -235,3 +235,38 @@ def test_chat_history_on_a_hung_redis_fails_within_one_timeout(own_server: Any) 
         os.kill(own_server.proc.pid, signal.SIGCONT)
     assert [m.content for m in history.messages] == ["hi"]
     history.clear()
+
+
+# -- issue 10: a fresh pool under a burst opens a few connections at a time and reuses them ------
+def test_first_burst_opens_a_few_connections_at_a_time_and_reuses_them(
+    standalone: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmcache.backends.redis import pool as pools
+
+    opening: list[int] = []
+    real_opened = pools.AsyncPool._opened
+
+    def opened(self: Any) -> None:
+        opening.append(self._opening)  # opens in flight, this one included
+        real_opened(self)
+
+    async def run() -> tuple[int, int, int]:
+        cache = _cache(standalone.url)
+        try:
+            prompts = [f"burst-{i}" for i in range(64)]
+            await asyncio.gather(*(cache.aupdate(p, LLM, {"text": p}) for p in prompts[:1]))
+            cache.backend._async.drop()  # the burst below starts on a fresh pool
+            answers = await asyncio.gather(*(cache.alookup(p, LLM) for p in prompts))
+            client = await cache.backend._async.client()
+            pool = client.connection_pool
+            hits = sum(a is not None for a in answers)
+            return hits, len(pool._available_connections), pool.max_connections
+        finally:
+            await cache.aclose()
+
+    monkeypatch.setattr(pools.AsyncPool, "_opened", opened)
+    hits, connections, most = asyncio.run(run())
+    assert hits == 1  # one prompt stored; the 63 others are misses, never errors
+    assert opening and max(opening) <= pools.OPENING
+    print(f"opens in flight at most {max(opening)}, connections after the burst {connections}")
+    assert connections < most  # calls reused connections given back (all 50 opened before)

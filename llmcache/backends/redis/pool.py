@@ -29,6 +29,7 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import threading
 import weakref
@@ -42,7 +43,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from llmcache.backends.redis.budget import AsyncBudget, Budget, current, spent
 
-__all__ = ["AsyncPool", "LoopBoundClient", "SyncPool"]
+__all__ = ["OPENING", "AsyncPool", "LoopBoundClient", "SyncPool"]
+
+#: Connections an async pool opens at once; more calls wait in line for a connection (FIFO).
+OPENING = 4
+#: Connections an async pool opens OPENING at a time while calls wait; beyond, one at a time.
+GROW_FREELY = 8
 
 
 class SyncPool(redis.BlockingConnectionPool):
@@ -153,10 +159,20 @@ class AsyncPool(redis.asyncio.BlockingConnectionPool):
 
     redis-py builds a TLS context per connection, loading the system CA store each time: ~30 ms
     of event-loop CPU per new connection, so a burst of 100 concurrent first lookups timed out.
+
+    At most :data:`OPENING` connections are being opened at once: a call that finds no idle
+    connection while that many are opening waits in line (FIFO), and each connection a call
+    gives back, or the right to open one, goes straight to the first call in line. A burst on
+    a fresh pool then reuses its first connections instead of opening ``max_connections`` at
+    once: each handshake costs ~0.3 ms of event-loop time that the burst's own calls wait
+    for. Past :data:`GROW_FREELY` connections it opens one at a time while calls wait, so
+    under sustained load it still reaches ``max_connections`` (see ``_may_open``).
     """
 
     _tls_context: Any = None
     _fair: asyncio.Semaphore | None = None
+    _line: collections.deque[asyncio.Future[Any]] | None = None
+    _opening = 0  # connections being opened now (at most OPENING)
     #: When a command last came back answered (loop time): a queued call's budget runs from it.
     last_answer: float = float("-inf")
 
@@ -188,13 +204,140 @@ class AsyncPool(redis.asyncio.BlockingConnectionPool):
                 raise RedisTimeoutError("no free connection in the pool") from None
         return slots
 
-    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+    # -- checkout: an idle connection, or the right to open one, handed out in arrival order ----
+    def _take_idle(self) -> Any:
+        """An idle connected connection (the most recently used), now in use; or None."""
+        idle = self._available_connections
+        for i in range(len(idle) - 1, -1, -1):
+            if idle[i].is_connected:
+                connection = idle.pop(i)
+                self._in_use_connections.add(connection)
+                return connection
+        return None
+
+    def _dispatch(self) -> None:
+        """Hand idle connections, then the right to open one, to the calls in line (FIFO)."""
+        line = self._line
+        while line:
+            waiter = line[0]
+            if waiter.done():  # its call was cancelled (budget spent)
+                line.popleft()
+                continue
+            connection = self._take_idle()
+            if connection is None:
+                if not self._may_open():
+                    return
+                self._opening += 1  # on the waiter's behalf: it opens one
+            line.popleft()
+            waiter.set_result(connection)
+
+    def _give_back(self, connection: Any) -> None:
+        """A connection in use comes back: to the first call in line, else to the idle list."""
+        line = self._line
+        if connection.is_connected and not self._in_maintenance:
+            while line:
+                waiter = line.popleft()
+                if not waiter.done():
+                    waiter.set_result(connection)  # stays in use, now by that call
+                    return
+        self._in_use_connections.discard(connection)
+        self._available_connections.append(connection)
+        self._dispatch()
+
+    def _may_open(self) -> bool:
+        """Whether a call without an idle connection may open one now.
+
+        Up to GROW_FREELY connections, OPENING at once; beyond, one at a time (the pool still
+        reaches ``max_connections`` under sustained load, a connection per handshake time,
+        while a burst is served by the connections it has). Always when nothing is in
+        flight: no connection would come back to serve the line.
+        """
+        opening = self._opening
+        if not opening and not self._in_use_connections:
+            return True
+        if len(self._in_use_connections) + len(self._available_connections) < GROW_FREELY:
+            return opening < OPENING
+        return not opening
+
+    def _opened(self) -> None:
+        """An open (successful or not) is over: its right to open passes to the line."""
+        self._opening -= 1
+        self._dispatch()
+
+    async def _acquire(self) -> tuple[Any, bool]:
+        """With a slot held: (connection, whether this call opens it). Waits in line if needed."""
+        if not self._line:
+            connection = self._take_idle()
+            if connection is not None:
+                return connection, False
+            if self._may_open():
+                self._opening += 1
+                return self._new_or_idle(), True
+        if self._line is None:
+            self._line = collections.deque()
+        waiter: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._line.append(waiter)
+        self._dispatch()  # the calls ahead may all be gone (cut by their budgets)
+        try:
+            if isinstance(current.get(), AsyncBudget):
+                connection = await waiter
+            else:
+                try:
+                    async with asyncio.timeout(self.timeout):
+                        connection = await waiter
+                except TimeoutError:
+                    raise RedisTimeoutError("no free connection in the pool") from None
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():  # handed over, then cut: pass it on
+                given = waiter.result()
+                if given is None:
+                    self._opened()
+                else:
+                    self._give_back(given)
+            else:
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._line.remove(waiter)
+                self._dispatch()
+            raise
+        if connection is None:  # the right to open one
+            return self._new_or_idle(), True
+        return connection, False
+
+    def _new_or_idle(self) -> Any:
+        try:
+            return self.get_available_connection()  # type: ignore[no-untyped-call]
+        except BaseException:
+            self._opened()
+            raise
+
+    async def _checkout(self) -> Any:
+        """A connected connection for this call (slot, line, open), within its budget."""
         slots = await self._slot()
         try:
-            return await super().get_connection()  # type: ignore[no-untyped-call]
+            connection, opening = await self._acquire()
         except BaseException:
             slots.release()
             raise
+        try:
+            await self.ensure_connection(connection)
+        except BaseException:
+            await self.release(connection)  # also frees the slot
+            raise
+        finally:
+            if opening:
+                self._opened()
+        return connection
+
+    async def get_connection(self, *args: Any, **kwargs: Any) -> Any:
+        if self._in_maintenance:  # redis-py's own path keeps its maintenance bookkeeping
+            slots = await self._slot()
+            try:
+                return await super().get_connection()  # type: ignore[no-untyped-call]
+            except BaseException:
+                slots.release()
+                raise
+        return await self._checkout()
 
     async def execute(self, *args: Any) -> Any:
         """Run one command (the hit path's ``GET``) on a pooled connection.
@@ -207,20 +350,7 @@ class AsyncPool(redis.asyncio.BlockingConnectionPool):
         dropped connection is retried, as the connection's ``Retry`` says; a pooled connection
         with unread data is made again before use (``ensure_connection``).
         """
-        if self._in_maintenance:  # redis-py's own path keeps its maintenance bookkeeping
-            connection = await self.get_connection()
-        else:
-            slots = await self._slot()
-            try:
-                connection = self.get_available_connection()  # type: ignore[no-untyped-call]
-            except BaseException:
-                slots.release()
-                raise
-            try:
-                await self.ensure_connection(connection)
-            except BaseException:
-                await self.release(connection)  # also frees the slot
-                raise
+        connection = await self.get_connection()
         try:
             return await connection.retry.call_with_retry(
                 lambda: _attempt(connection, args), lambda _error: connection.disconnect()
@@ -231,8 +361,7 @@ class AsyncPool(redis.asyncio.BlockingConnectionPool):
             else:  # release() without its lock and events: nothing here awaits
                 if connection.is_connected:
                     self.last_answer = asyncio.get_running_loop().time()
-                self._in_use_connections.discard(connection)
-                self._available_connections.append(connection)
+                self._give_back(connection)
                 self._slots().release()
 
     def answered(self) -> bool:
@@ -276,6 +405,7 @@ class AsyncPool(redis.asyncio.BlockingConnectionPool):
             await super().release(connection)
         finally:
             self._slots().release()
+            self._dispatch()
 
     def make_connection(self) -> Any:
         conn = super().make_connection()  # type: ignore[no-untyped-call]
