@@ -85,30 +85,20 @@ TARGETS = (
     "healthy_shards_not_skipped",
     "latency_one_timeout",
 )
-#: (scenario, target) -> why it fails with the driver as committed (c4e1864): figures of 9 runs
-#: on a 2-CPU machine (the scale-out 14). strict=False: the driver work of issue 15 turns them
-#: into XPASS; then delete the entry.
-_SKIPS = "node breakers of healthy masters open (3 faults in a row) and skip their keys"
+#: (scenario, target) -> why it still fails (figures of runs on a 2-CPU machine). strict=False:
+#: once a target passes in 3 consecutive runs of this file, delete its entry. The issue 15 driver
+#: work (node watch, sync command loop, breaker rules, no handshake extras) removed the others:
+#: reshard errors/skips/latency, scale-out lost writes/errors/recovery/skips, scale-in
+#: skips/latency, hard-failover errors/skips (each passed 3 runs in a row).
 KNOWN_FAILURES: dict[tuple[str, str], str] = {
-    ("reshard_ask", "no_errors_once_stable"): "0-44 faults after stable (within +0.05 s): "
-    "ASK 'TTL exhausted' (async) and timeouts",
-    ("reshard_ask", "healthy_shards_not_skipped"): f"0-23 healthy lookups skipped: {_SKIPS}",
-    ("reshard_ask", "latency_one_timeout"): "async max 140-541 ms (bound 500)",
-    ("scale_out", "no_lost_writes"): "1-2 acknowledged sync writes lost in 3 of 14 runs, all "
-    "in slots moved to the new master, acked mid-migration; cause not yet found (driver or "
-    "harness): the failure message says which node's keyspace holds the key",
-    ("scale_out", "no_errors_once_stable"): "0-1,906 faults after stable, until +2.5 s: the "
-    "async client closes connections in flight ('NoneType' ... 'writelines'), then skips",
-    ("scale_out", "hit_ratio_recovers"): "warm hit ratio < 0.99 until 2.46-2.56 s after the "
-    "end of the change in 2 of 9 runs; min 100 ms bucket 0.00-0.77",
-    ("scale_out", "healthy_shards_not_skipped"): f"0-1,384 healthy lookups skipped: {_SKIPS}",
-    ("scale_out", "latency_one_timeout"): "async max 256-1,514 ms, p99 up to 464 ms (bound 500)",
-    ("scale_in", "healthy_shards_not_skipped"): f"0-106 healthy lookups skipped: {_SKIPS}",
-    ("scale_in", "latency_one_timeout"): "async max 268-878 ms, p99 up to 459 ms (bound 500)",
-    ("hard_failover", "no_errors_once_stable"): "761-1,194 faults after stable, until "
-    "+1.25-1.53 s: the dead master's breaker stays open and the client keeps its old slot map "
-    "until the background refresh (1/s) finds the promoted replica",
-    ("hard_failover", "healthy_shards_not_skipped"): f"0-18 healthy lookups skipped: {_SKIPS}",
+    ("scale_out", "latency_one_timeout"): "async max 235-1,104 ms (bound 500), over the bound "
+    "in 2 of 9 runs (p99 up to 405 ms): the event loop falls behind while the slots move",
+    # Met in every run of this file alone (async max 123-272 / 249-424 ms), but one of five
+    # full runs on a loaded machine went over the bound for one of these two: kept as known.
+    ("reshard_ask", "latency_one_timeout"): "async max 123-272 ms alone; once over 500 ms "
+    "in a full run on a loaded 2-CPU machine",
+    ("scale_in", "latency_one_timeout"): "async max 249-424 ms alone; once over 500 ms in a "
+    "full run on a loaded 2-CPU machine",
 }
 
 

@@ -371,6 +371,38 @@ def test_sync_calls_during_a_held_migration_cost_no_errors(own_cluster: Any, adm
         cache.close()
 
 
+def test_sync_ask_to_a_node_missing_from_the_map(own_cluster: Any, admin: Admin) -> None:
+    """A scale-out's ASK names a node the client's map does not have yet. redis-py failed the
+    command ('NoneType' ... 'redis_connection') and released the previous attempt's connection a
+    second time, which another thread could hold by then: two threads shared one connection and
+    read each other's replies (acknowledged SETs lost, issue 15). Now: the write lands, and the
+    source node's pool has nothing in use and no connection twice."""
+    cache = _cache(own_cluster.url)
+    backend = cache.backend
+    assert isinstance(backend, RedisClusterBackend)
+    src, dst = admin.ports[0], admin.ports[1]
+    owners = admin.owners()
+    prompt = next(p for p in (f"ask {i}" for i in range(1000)) if owners[_slot(cache, p)] == src)
+    slot = _slot(cache, prompt)
+    client = backend._client()
+    manager = client.nodes_manager
+    source = manager.nodes_cache[f"127.0.0.1:{src}"]
+    admin.open_migration(slot, src, dst)
+    try:
+        del manager.nodes_cache[f"127.0.0.1:{dst}"]  # as the empty master that just joined
+        cache.update(prompt, LLM, _answer(prompt))  # SET on src: the key is not there, ASK dst
+        pool = source.redis_connection.connection_pool
+        assert not pool._in_use_connections
+        available = pool._available_connections
+        assert len({id(c) for c in available}) == len(available)
+        assert f"127.0.0.1:{dst}" in manager.nodes_cache
+        assert admin.cmd(dst, "CLUSTER", "COUNTKEYSINSLOT", slot) == 1
+        assert cache.lookup(prompt, LLM) == _answer(prompt)  # ASK again: the key is on dst
+    finally:
+        admin.close_migration(slot, src, dst)
+        cache.close()
+
+
 # -- item 4: one budget per call during CLUSTERDOWN --------------------------------------------
 def _by_node(cache: LLMCache, admin: Admin, port: int, n: int = 8) -> tuple[list[str], list[str]]:
     owners = admin.owners()

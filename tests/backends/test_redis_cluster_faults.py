@@ -20,11 +20,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from backends.redis import servers
 from llmcache import CircuitBreaker, LLMCache
 from llmcache.backends.redis import RedisClusterBackend
-from llmcache.backends.redis.node_breaker import NodeBreakers
+from llmcache.backends.redis.node_breaker import NodeBreakers, NodeUnavailable
+from llmcache.errors import BackendUnavailable
 from llmcache.registry import create_backend
 from llmcache.testing import server_missing
 
@@ -245,3 +248,49 @@ def test_failover_style_slot_move_unblocks_the_slots(own_cluster: Any) -> None:
             manager.slots_cache.update(saved)
     finally:
         cache.close()
+
+
+def _fault(cause: Exception) -> None:
+    """Raise what the backend raises for a driver error: BackendUnavailable from it."""
+    try:
+        raise cause
+    except Exception as exc:
+        raise BackendUnavailable(f"GET failed: {exc}") from exc
+
+
+def test_a_timeout_while_the_node_answers_others_is_not_a_node_fault() -> None:
+    """Calls cut by their budget while the node answered other calls meanwhile (an event loop
+    running late, a starved thread) never open its breaker; a node that answers no one does,
+    and a refused connection always counts."""
+    nodes = NodeBreakers(failures=2, cooldown=10.0, span=0.0)
+    for _ in range(5):
+        with pytest.raises(NodeUnavailable), nodes.guard("n:1"):
+            time.sleep(0.002)
+            with nodes.guard("n:1"):
+                pass  # another call, answered while this one waited
+            _fault(RedisTimeoutError("no answer within the call's budget (0.25 s)"))
+    assert nodes.state("n:1") == "closed"
+    for _ in range(2):
+        with pytest.raises(NodeUnavailable), nodes.guard("n:1"):
+            _fault(RedisTimeoutError("no answer within the call's budget (0.25 s)"))
+    assert nodes.state("n:1") == "open"
+    with pytest.raises(NodeUnavailable), nodes.guard("n:2"):
+        time.sleep(0.002)
+        with nodes.guard("n:2"):
+            pass
+        _fault(RedisConnectionError("Connection refused"))
+    assert nodes["n:2"].faulty  # counted although the node answered another call
+
+
+def test_a_burst_of_simultaneous_timeouts_does_not_open_the_breaker() -> None:
+    """A node that stalls for a moment times out a batch of concurrent calls at once: its
+    breaker opens only when the faults span ``span`` seconds (a hung node's keep coming)."""
+    nodes = NodeBreakers(failures=3, cooldown=10.0, span=0.1)
+    for _ in range(20):  # one moment: 20 calls time out together
+        with pytest.raises(NodeUnavailable), nodes.guard("n:1"):
+            _fault(RedisTimeoutError("no answer within the call's budget (0.25 s)"))
+    assert nodes.state("n:1") == "closed"
+    time.sleep(0.12)
+    with pytest.raises(NodeUnavailable), nodes.guard("n:1"):
+        _fault(RedisTimeoutError("no answer within the call's budget (0.25 s)"))
+    assert nodes.state("n:1") == "open"

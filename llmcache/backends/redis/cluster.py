@@ -17,8 +17,15 @@ move, a migration or a failover costs no errors and one call costs at most one t
 - CLUSTERDOWN or an uncovered slot is a miss at once (:class:`SlotsUnavailable`, a partial
   outage: the cluster-wide breaker does not open on it, the node's breaker counts the node as
   answering) and the slot map is re-read in the background, at most once a second;
-- a slot-map re-read never asks a skipped node first, and while a node is skipped the map is
-  re-read in the background once a second, so a replica promoted meanwhile is used at once.
+- when a node's breaker opens, or a connection to it is refused or dropped, one background
+  **watch** per client re-reads the slot map from another node (``CLUSTER SLOTS``, changed
+  slots patched in) every 20 ms for 5 s, then every 250 ms up to 60 s
+  (:func:`.node_breaker.watch_interval`), until no faulty node owns a slot in the map or the
+  node answers again: a replica promoted in a dead master's place is used within a few tens of
+  ms of the promotion, and the breakers
+  follow the new map (a slot's breaker is its owner's);
+- a full slot-map re-read never asks a skipped node first, and while a node is skipped and no
+  watch runs the map is re-read in the background at most once a second.
 
 Example::
 
@@ -31,21 +38,27 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
 from redis.asyncio.retry import Retry as AsyncRetry
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
 from llmcache.backends.redis.backend import RedisBackend
 from llmcache.backends.redis.cluster_driver import (
     CLUSTER_DOWN,
     AsyncCluster,
+    aread_slots,
     async_cluster,
+    read_slots,
+    slot_owners,
     sync_cluster,
 )
-from llmcache.backends.redis.node_breaker import NodeBreakers
+from llmcache.backends.redis.node_breaker import NodeBreakers, watch_interval
 from llmcache.errors import BackendError, BackendUnavailable, PartialOutage
 
 __all__ = ["RedisClusterBackend", "SlotsUnavailable"]
@@ -70,6 +83,7 @@ class RedisClusterBackend(RedisBackend):
         #: Fault state per node address; replace it to change thresholds (tests do).
         self.node_breakers = NodeBreakers()
         self._refreshes: set[Any] = set()  # background slot-map refreshes (tasks), kept alive
+        self._watch_lock = threading.Lock()
 
     def _create_sync_client(self) -> Any:
         return sync_cluster(self.url.nodes, retry=self._retry(Retry), **self._client_kwargs())
@@ -102,8 +116,8 @@ class RedisClusterBackend(RedisBackend):
             try:
                 with self.node_breakers.guard(node):
                     yield
-            except BackendUnavailable:
-                self._avoid(client, node)
+            except BackendUnavailable as exc:
+                self._avoid(client, node, exc)
                 raise
         except BackendError as exc:
             if isinstance(exc, PartialOutage) or not isinstance(exc.__cause__, CLUSTER_DOWN):
@@ -112,15 +126,79 @@ class RedisClusterBackend(RedisBackend):
                 self._refresh(client, None)
             raise SlotsUnavailable(str(exc)) from exc.__cause__
 
-    def _avoid(self, client: Any, node: str) -> None:
-        """``node`` failed or is skipped: ask it last when the slot map is re-read; while it is
-        skipped, re-read the map (rarely, in the background) so that a replica promoted in its
-        place is used as soon as the cluster says so."""
+    def _avoid(self, client: Any, node: str, exc: BaseException) -> None:
+        """``node`` failed or is skipped: ask it last when the slot map is re-read; once its
+        breaker is open (or it refused or dropped the connection), watch the slot map until its
+        slots have a new owner (:meth:`_watch`); while it is skipped and no watch runs,
+        re-read the whole map (at most once a second, in the background)."""
         if isinstance(client, AsyncCluster):
             client.avoid_node = node
-        if self.node_breakers.state(node) == "closed" or not self.node_breakers.refresh_due():
+        breakers = self.node_breakers
+        closed = breakers.state(node) == "closed"
+        if not closed or _dropped(exc):
+            self._watch(client, node)
+        if closed or client.watching or not breakers.refresh_due():
             return
         self._refresh(client, node)
+
+    def _watch(self, client: Any, node: str) -> None:
+        """Start the client's slot-map watch (one per client) unless it runs or is over."""
+        if client.watching or client.closed:
+            return
+        breaker = self.node_breakers[node]
+        if not breaker.faulty or watch_interval(time.monotonic() - breaker.faulty_since) is None:
+            return
+        with self._watch_lock:
+            if client.watching:
+                return
+            client.watching = True
+        if isinstance(client, AsyncCluster):
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # pragma: no cover - async clients run in their loop
+                client.watching = False
+                return
+            # An empty context: the watch belongs to no call (and to no call's budget).
+            task = loop.create_task(self._awatch(client), context=contextvars.Context())
+            self._refreshes.add(task)
+            task.add_done_callback(self._refreshes.discard)
+        else:
+            threading.Thread(
+                target=self._swatch, args=(client,), name="llmcache-cluster-watch", daemon=True
+            ).start()
+
+    def _suspects(self, client: Any) -> tuple[set[str], float | None]:
+        """The faulty nodes, and the seconds to the next map read (None: the watch is over,
+        no faulty node owns a slot in ``client``'s map or the watch ran its course)."""
+        faulty = self.node_breakers.faulty()
+        if client.closed or not faulty:
+            return set(faulty), None
+        owning = [since for name, since in faulty.items() if name in slot_owners(client)]
+        if not owning:
+            return set(faulty), None
+        return set(faulty), watch_interval(time.monotonic() - min(owning))
+
+    def _swatch(self, client: Any) -> None:
+        try:
+            while True:
+                suspects, interval = self._suspects(client)
+                if interval is None:
+                    return
+                read_slots(client, suspects)
+                time.sleep(interval)
+        finally:
+            client.watching = False
+
+    async def _awatch(self, client: Any) -> None:
+        try:
+            while True:
+                suspects, interval = self._suspects(client)
+                if interval is None:
+                    return
+                await aread_slots(client, suspects)
+                await asyncio.sleep(interval)
+        finally:
+            client.watching = False
 
     def _refresh(self, client: Any, node: str | None) -> None:
         """Re-read ``client``'s slot map in the background, ``node`` (if any) asked last."""
@@ -168,6 +246,16 @@ class RedisClusterBackend(RedisBackend):
     async def aadd(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         with self._node(await self._aclient(), key):
             return await super().aadd(key, value, ttl)
+
+
+def _dropped(exc: BaseException) -> bool:
+    """A refused or dropped connection is behind ``exc`` (a node down, not a slow one)."""
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, RedisConnectionError):
+            return True
+        seen = seen.__cause__
+    return False
 
 
 def _refresh(client: Any, node: str | None) -> None:
