@@ -241,7 +241,7 @@ def test_chat_history_on_a_hung_redis_fails_within_one_timeout(own_server: Any) 
 def test_first_burst_opens_a_few_connections_at_a_time_and_reuses_them(
     standalone: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from llmcache.backends.redis import pool as pools
+    from llmcache.backends.redis import pool_async as pools
 
     opening: list[int] = []
     real_opened = pools.AsyncPool._opened

@@ -38,8 +38,10 @@ from llmcache.backends.base import Backend
 from llmcache.backends.redis.clients import RedisClients
 from llmcache.backends.redis.errors import map_errors
 from llmcache.backends.redis.lists import RedisLists
+from llmcache.backends.redis.loop_client import LoopBoundClient
 from llmcache.backends.redis.options import RedisOptions
-from llmcache.backends.redis.pool import AsyncPool, LoopBoundClient, SyncPool
+from llmcache.backends.redis.pool_async import AsyncPool
+from llmcache.backends.redis.pool_sync import SyncPool
 from llmcache.backends.redis.url import glob_escape, parse_redis_url
 
 __all__ = ["RedisBackend"]

@@ -40,7 +40,7 @@ import redis.asyncio
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 if TYPE_CHECKING:
-    from llmcache.backends.redis.pool import AsyncPool
+    from llmcache.backends.redis.pool_async import AsyncPool
 
 __all__ = [
     "AsyncBudget",

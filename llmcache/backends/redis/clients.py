@@ -41,7 +41,8 @@ from llmcache.backends.redis.budget import (
     BudgetSSLConnection,
 )
 from llmcache.backends.redis.budget import backstop as _backstop
-from llmcache.backends.redis.pool import AsyncPool, SyncPool
+from llmcache.backends.redis.pool_async import AsyncPool
+from llmcache.backends.redis.pool_sync import SyncPool
 
 if TYPE_CHECKING:
     from llmcache.backends.redis.options import RedisOptions

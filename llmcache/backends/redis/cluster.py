@@ -49,15 +49,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.retry import Retry
 
 from llmcache.backends.redis.backend import RedisBackend
-from llmcache.backends.redis.cluster_driver import (
-    CLUSTER_DOWN,
-    AsyncCluster,
-    aread_slots,
-    async_cluster,
-    read_slots,
-    slot_owners,
-    sync_cluster,
-)
+from llmcache.backends.redis.cluster_async import AsyncCluster, aread_slots, async_cluster
+from llmcache.backends.redis.cluster_driver import CLUSTER_DOWN, slot_owners
+from llmcache.backends.redis.cluster_sync import read_slots, sync_cluster
 from llmcache.backends.redis.node_breaker import NodeBreakers, watch_interval
 from llmcache.errors import BackendError, BackendUnavailable, PartialOutage
 
