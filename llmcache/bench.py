@@ -298,7 +298,13 @@ def _sync_round(subject: _Subject, plan: list[str], tick: Callable[[int], None])
 
 async def _async_pass(subject: _Subject, plan: list[str], concurrency: int, name: str) -> None:
     """Lookups of ``plan`` by ``concurrency`` workers; hits timed into op ``name``."""
-    hit = subject.result.op(name)
+    await _workers(subject, plan, concurrency, subject.result.op(name), None)
+
+
+async def _workers(
+    subject: _Subject, plan: list[str], concurrency: int, hit: OpStats, miss: OpStats | None
+) -> None:
+    """``concurrency`` workers looking up ``plan``; hits (and misses, if asked) timed."""
     queue = iter(plan)
 
     async def worker() -> None:
@@ -307,10 +313,12 @@ async def _async_pass(subject: _Subject, plan: list[str], concurrency: int, name
             try:
                 answer = await subject.cache.alookup(prompt, LLM_STRING)
             except Exception:
-                hit.errors += 1
+                (miss or hit).errors += 1
                 continue
-            if answer is not None:
-                hit.latencies.append(time.perf_counter() - start)
+            if answer is not None or miss is not None:
+                target = hit if answer is not None else miss
+                assert target is not None
+                target.latencies.append(time.perf_counter() - start)
 
     start = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
@@ -323,21 +331,7 @@ async def _async_round(
     result = subject.result
     hit = result.op(f"async hit c={concurrency} warm")
     miss = result.op(f"async miss c={concurrency}")
-    queue = iter(plan)
-
-    async def worker() -> None:
-        for prompt in queue:
-            start = time.perf_counter()
-            try:
-                answer = await subject.cache.alookup(prompt, LLM_STRING)
-            except Exception:
-                miss.errors += 1
-                continue
-            (hit if answer is not None else miss).latencies.append(time.perf_counter() - start)
-
-    start = time.perf_counter()
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    hit.wall += time.perf_counter() - start
+    await _workers(subject, plan, concurrency, hit, miss)
     tick(len(plan))
 
 
