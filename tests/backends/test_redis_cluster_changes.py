@@ -99,6 +99,10 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
     "in a full run on a loaded 2-CPU machine",
     ("scale_in", "latency_one_timeout"): "async max 249-424 ms alone; once over 500 ms in a "
     "full run on a loaded 2-CPU machine",
+    # Met in every single-suite run; with two full suites at once on the 2-CPU box: 1,798
+    # faults once stable (until +2.5 s), recovery 2.54 s, 1,078 healthy lookups skipped.
+    ("scale_in", "no_errors_once_stable"): "0 alone; 1,798 (until +2.5 s) under doubled load",
+    ("scale_in", "hit_ratio_recovers"): "≤ 2 s alone; 2.54 s under doubled load",
 }
 
 
