@@ -231,7 +231,7 @@ def test_wrong_password_names_the_user_not_the_password(tls_server: Any) -> None
 def test_missing_password_says_where_to_put_it(tls_server: Any) -> None:
     url = f"rediss://127.0.0.1:{tls_server.port}/0"
     for error in _both_sides_fail(url, ssl_ca_certs=str(tls_server.workdir / "ca.crt")):
-        assert "no password was given" in str(error) and "redis_password" in str(error)
+        assert "no password was given" in str(error) and "LLMCACHE_REDIS_PASSWORD" in str(error)
 
 
 def test_auth_token_from_settings_logs_in_as_the_default_user(tls_server: Any) -> None:

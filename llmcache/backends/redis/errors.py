@@ -45,10 +45,10 @@ def explain_error(
     if isinstance(exc, AuthenticationError) or "wrongpass" in low or "noauth" in low:
         who = f"user {username!r}" if username else "the default user"
         hint = (
-            "check the password / AUTH token (URL or redis_password setting)"
+            "check the password / AUTH token (URL, password= or LLMCACHE_REDIS_PASSWORD)"
             if has_password
             else "no password was given: put it in the URL (redis://user:password@host) "
-            "or in the redis_password setting"
+            "or in LLMCACHE_REDIS_PASSWORD"
         )
         return BackendError(f"{where}: authentication failed for {who} ({text}); {hint}")
     if "certificate" in low:
