@@ -33,6 +33,7 @@ __all__ = [
     "FAULT_LOG_INTERVAL",
     "Guard",
     "OnError",
+    "as_fault",
     "check_on_error",
     "check_ttl",
     "foreign_cancellation",
@@ -68,6 +69,16 @@ def foreign_cancellation(exc: BaseException) -> bool:
     except RuntimeError:  # no running loop
         return True
     return task is None or task.cancelling() == 0
+
+
+def as_fault(exc: BaseException) -> Exception:
+    """The store fault ``exc`` stands for; re-raises what is not one (the caller's own
+    cancellation, KeyboardInterrupt, SystemExit). Use as ``except BaseException as exc:``."""
+    if isinstance(exc, Exception):
+        return exc
+    if foreign_cancellation(exc):
+        return RuntimeError("store call cancelled")
+    raise exc
 
 
 class Flag:
@@ -138,12 +149,8 @@ class Guard:
         flag = Flag()
         try:
             yield flag
-        except Exception as exc:
-            self.fault(op, exc, outcome)
-        except asyncio.CancelledError as exc:
-            if not foreign_cancellation(exc):
-                raise
-            self.fault(op, RuntimeError("store call cancelled"), outcome)
+        except BaseException as exc:
+            self.fault(op, as_fault(exc), outcome)
         else:
             flag.ok = True
             self.breaker.success()

@@ -14,7 +14,6 @@ An *answer* is any JSON value (the LangChain adapter stores a list of generation
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import threading
 import time
@@ -24,7 +23,7 @@ from typing import Any, Self
 
 from llmcache import _defaults
 from llmcache._breaker import CircuitBreaker
-from llmcache._guard import Guard, OnError, check_ttl, foreign_cancellation
+from llmcache._guard import Guard, OnError, as_fault, check_ttl
 from llmcache._update import Update
 from llmcache.backends.base import Backend
 from llmcache.codec import Codec
@@ -186,13 +185,8 @@ class LLMCache:
         # Inline rather than guard.run(): this is every hit's path (a context manager is ~3 us).
         try:
             data = await self.backend.aget(decision.key)
-        except Exception as exc:
-            self._lookup_failed(decision.key, exc)
-            return None
-        except asyncio.CancelledError as exc:
-            if not foreign_cancellation(exc):
-                raise  # the caller's own cancellation
-            self._lookup_failed(decision.key, RuntimeError("store call cancelled"))
+        except BaseException as exc:  # the caller's own cancellation is re-raised by as_fault
+            self._lookup_failed(decision.key, as_fault(exc))
             return None
         return self._looked_up(decision, data, start)
 
@@ -221,8 +215,6 @@ class LLMCache:
     def _decide(
         self, prompt: str, llm_string: str, *, lookup: bool = False
     ) -> KeyDecision | None:
-        if lookup:
-            self.stats.incr("lookups")
         decision = self.policy.decide(prompt, llm_string)
         if decision.key is None:
             if lookup:  # one request = one lookup (+ one update): count its bypass once

@@ -15,7 +15,6 @@ from typing import Any
 __all__ = ["LatencyWindow", "Stats"]
 
 COUNTERS = (
-    "lookups",  # = hits + misses + bypasses
     "hits",
     "misses",
     "bypasses",
@@ -71,6 +70,8 @@ class Stats:
             self._counts["bytes_read"] += nbytes
 
     def __getitem__(self, name: str) -> int:
+        if name == "lookups":  # every lookup is exactly one of these: derived, not counted
+            return self._counts["hits"] + self._counts["misses"] + self._counts["bypasses"]
         return self._counts[name]
 
     def reset(self) -> None:
@@ -82,6 +83,7 @@ class Stats:
     def as_dict(self) -> dict[str, Any]:
         with self._lock:
             counts: dict[str, Any] = dict(self._counts)
+        counts["lookups"] = counts["hits"] + counts["misses"] + counts["bypasses"]
         looked_up = counts["hits"] + counts["misses"]
         counts["hit_ratio"] = round(counts["hits"] / looked_up, 4) if looked_up else None
         counts["lookup_ms"] = self.lookup_latency.percentiles_ms()

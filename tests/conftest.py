@@ -17,6 +17,7 @@ Backend builders and raw driver clients of these servers live in ``tests/backend
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,17 @@ def _start_redis(kind: str) -> Iterator[Any]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No LLMCACHE_* / MOMENTO_API_KEY from the caller's environment, and a fresh working
+    directory (no .env, llmcache.toml or pyproject.toml from elsewhere): settings tests see
+    only what they set."""
+    for name in list(os.environ):
+        if name.startswith("LLMCACHE_") or name == "MOMENTO_API_KEY":
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
 
 
 @pytest.fixture(scope="session")

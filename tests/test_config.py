@@ -19,13 +19,7 @@ from llmcache.backends.disk import DiskBackend
 from llmcache.backends.memory import MemoryBackend
 from llmcache.registry import BUILTIN_SCHEMES, create_backend
 
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(__import__("os").environ):
-        if name.startswith("LLMCACHE_") or name == "MOMENTO_API_KEY":
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)  # no .env / llmcache.toml / pyproject.toml from elsewhere
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def test_defaults_are_a_disk_cache_for_a_day() -> None:

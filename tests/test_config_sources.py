@@ -22,12 +22,7 @@ from llmcache.registry import backend_from_settings, create_backend
 runner = CliRunner()
 
 
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in list(os.environ):
-        if name.startswith("LLMCACHE_") or name == "MOMENTO_API_KEY":
-            monkeypatch.delenv(name)
-    monkeypatch.chdir(tmp_path)  # no .env / llmcache.toml / pyproject.toml from elsewhere
+pytestmark = pytest.mark.usefixtures("clean_env")
 
 
 def error_of(**overrides: object) -> str:

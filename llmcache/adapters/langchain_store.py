@@ -23,7 +23,6 @@ keys (Momento) :class:`~llmcache.errors.UnsupportedOperation`.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator, Sequence
 from typing import Any, Self
 
@@ -31,7 +30,7 @@ from langchain_core.stores import ByteStore
 
 from llmcache import _defaults
 from llmcache._breaker import CircuitBreaker
-from llmcache._guard import Guard, OnError, check_ttl, foreign_cancellation
+from llmcache._guard import Guard, OnError, as_fault, check_ttl
 from llmcache.backends import capabilities as cap
 from llmcache.backends.base import Backend
 from llmcache.config import Settings, load_settings
@@ -149,10 +148,8 @@ class LangChainByteStore(ByteStore):
             return [None] * len(keys)
         try:
             values = await cap.aget_many(self.backend, keys)
-        except (Exception, asyncio.CancelledError) as exc:
-            if not isinstance(exc, Exception) and not foreign_cancellation(exc):
-                raise
-            return self._read_fault(_fault_of(exc), len(keys))
+        except BaseException as exc:  # the caller's own cancellation is re-raised by as_fault
+            return self._read_fault(as_fault(exc), len(keys))
         return self._read(values)
 
     async def amset(self, key_value_pairs: Sequence[tuple[str, bytes]]) -> None:
@@ -161,10 +158,8 @@ class LangChainByteStore(ByteStore):
             return
         try:
             await cap.aset_many(self.backend, items, self.ttl)
-        except (Exception, asyncio.CancelledError) as exc:
-            if not isinstance(exc, Exception) and not foreign_cancellation(exc):
-                raise
-            self._fault("mset", _fault_of(exc), "skipping writes")
+        except BaseException as exc:  # the caller's own cancellation is re-raised by as_fault
+            self._fault("mset", as_fault(exc), "skipping writes")
             return
         self._wrote(items)
 
@@ -173,10 +168,8 @@ class LangChainByteStore(ByteStore):
             return
         try:
             await cap.adelete_many(self.backend, list(dict.fromkeys(keys)))
-        except (Exception, asyncio.CancelledError) as exc:
-            if not isinstance(exc, Exception) and not foreign_cancellation(exc):
-                raise
-            self._fault("mdelete", _fault_of(exc), "skipping deletes")
+        except BaseException as exc:  # the caller's own cancellation is re-raised by as_fault
+            self._fault("mdelete", as_fault(exc), "skipping deletes")
             return
         self.breaker.success()
 
@@ -220,10 +213,6 @@ class LangChainByteStore(ByteStore):
 
     def __repr__(self) -> str:
         return f"LangChainByteStore({self.backend!r})"
-
-
-def _fault_of(exc: BaseException) -> Exception:
-    return exc if isinstance(exc, Exception) else RuntimeError("store call cancelled")
 
 
 def _items(pairs: Sequence[tuple[str, bytes]]) -> dict[str, bytes]:
