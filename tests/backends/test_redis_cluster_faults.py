@@ -179,8 +179,12 @@ async def test_async_concurrent_calls_with_a_hung_master(own_cluster: Any) -> No
             if p in on_others
         ]
         assert all(healthy)
-        last = rounds[-1]  # the node is skipped by now: nothing waits
-        assert max(cost for cost, _ in last) < FAST
+        last = rounds[-1]  # the node is skipped by now: nobody waits for its timeout
+        costs = sorted(cost for cost, _ in last)
+        assert costs[len(costs) // 2] < FAST  # the typical call: no wait at all
+        # The slowest of 50 concurrent calls waits only for the loop running the others (seen
+        # 0.16 s on a loaded machine), never for the hung node's timeout.
+        assert costs[-1] < TIMEOUT
         assert cache.stats["skipped_open_circuit"] == 0
     finally:
         await cache.aclose()
