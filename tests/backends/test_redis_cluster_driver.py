@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
+import statistics
 import threading
 import time
 import uuid
@@ -32,7 +33,7 @@ import redis
 from redis.crc import key_slot
 
 from backends.redis import servers
-from llmcache import CircuitBreaker, LLMCache
+from llmcache import BackendError, CircuitBreaker, LLMCache
 from llmcache.backends.redis import RedisClusterBackend
 from llmcache.registry import create_backend
 from llmcache.testing import server_missing
@@ -44,6 +45,10 @@ TIMEOUT = 0.25  # the backend's socket timeouts (the defaults)
 MARGIN = 0.2  # CI is loaded: the bound is one timeout plus this
 FAST = 0.05  # a call the store answers at once (CLUSTERDOWN included)
 TASKS = 100  # concurrent asyncio tasks
+# Redirect tests (MOVED, ASK) hunt errors, not latency: on a loaded 2-core CI box 100 tasks
+# plus three servers stall a call past 0.25 s now and then (seen: 6 of ~5,000), which is not
+# the class of fault they look for. They run with this socket timeout instead.
+ROOMY_TIMEOUT = 2.0
 
 
 # -- clusters and their administration ---------------------------------------------------------
@@ -146,8 +151,13 @@ def admin(request: pytest.FixtureRequest) -> Iterator[Admin]:
 BREAKER_FAILURES = 5
 
 
-def _cache(url: str, on_error: Any = "raise") -> LLMCache:
-    backend = create_backend(url, namespace=f"t{uuid.uuid4().hex[:12]}")
+def _cache(url: str, on_error: Any = "raise", timeout: float = TIMEOUT) -> LLMCache:
+    backend = create_backend(
+        url,
+        namespace=f"t{uuid.uuid4().hex[:12]}",
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+    )
     assert isinstance(backend, RedisClusterBackend)
     # on_error="raise": every store fault reaches the load below, which counts it.
     return LLMCache(
@@ -251,7 +261,7 @@ def _spy_closes(client: Any) -> list[float]:
 async def test_async_slot_moves_under_load_cost_no_errors_and_no_client_close(
     own_cluster: Any, admin: Admin
 ) -> None:
-    cache = _cache(own_cluster.url)
+    cache = _cache(own_cluster.url, timeout=ROOMY_TIMEOUT)
     try:
         prompts = [f"question {i}" for i in range(600)]
         for prompt in prompts:
@@ -293,7 +303,7 @@ async def test_async_slot_moves_under_load_cost_no_errors_and_no_client_close(
 async def test_async_calls_during_a_held_migration_cost_no_errors(
     own_cluster: Any, admin: Admin
 ) -> None:
-    cache = _cache(own_cluster.url)
+    cache = _cache(own_cluster.url, timeout=ROOMY_TIMEOUT)
     migrating: list[int] = []
     owners = admin.owners()
     src, dst = admin.ports[1], admin.ports[2]
@@ -470,7 +480,13 @@ def test_sync_clusterdown_shard_costs_at_most_one_timeout(fresh_cluster: Any, ad
 async def test_async_clusterdown_shard_costs_at_most_one_timeout(
     fresh_cluster: Any, admin: Admin
 ) -> None:
-    cache = _cache(fresh_cluster.url, on_error="miss")
+    """40 concurrent lookups, half of them on a CLUSTERDOWN shard: those are answered at once
+    (a fault, a miss), the healthy shards' keys are all hits, no call waits more than one
+    timeout. The timeout is doubled here: calls starting together on a loaded 2-core CI box
+    queue behind each other's CPU (seen: 450 ms for 120 at once), and the bound still catches
+    the old 0.25 s sleep plus retries (944-1,108 ms per call)."""
+    timeout = 2 * TIMEOUT
+    cache = _cache(fresh_cluster.url, timeout=timeout)  # on_error="raise": faults are seen
     try:
         down = admin.ports[0]
         on_down, healthy = _by_node(cache, admin, down, n=20)
@@ -479,21 +495,38 @@ async def test_async_clusterdown_shard_costs_at_most_one_timeout(
 
         async def timed(prompt: str) -> tuple[float, Any]:
             start = time.perf_counter()
-            got = await cache.alookup(prompt, LLM)
+            try:
+                got: Any = await cache.alookup(prompt, LLM)
+            except BackendError as exc:
+                got = exc
             return time.perf_counter() - start, got
 
         with _shard_down(admin, down):
             rounds = []
-            for _ in range(3):
-                batch = (on_down + healthy) * 3
+            for _ in range(6):
+                batch = on_down + healthy
                 rounds.append(
                     list(zip(batch, await asyncio.gather(*(timed(p) for p in batch)), strict=True))
                 )
         costs = [cost for results in rounds for _, (cost, _) in results]
-        _check_bound(f"async, CLUSTERDOWN shard, {len(rounds[0])} concurrent", costs)
+        print(
+            f"async, CLUSTERDOWN shard, {len(rounds[0])} concurrent: {len(costs)} calls, "
+            f"max {max(costs) * 1e3:.0f} ms per call"
+        )
+        assert max(costs) < timeout + MARGIN, costs
+        # A CLUSTERDOWN reply is an answer, not a wait: those calls cost about what the healthy
+        # shards' hits in the same gather cost (a ratio, as the box may be loaded); redis-py
+        # slept 0.25 s on each.
+        down = statistics.median(c for r in rounds for p, (c, _) in r if p in on_down)
+        hit = statistics.median(c for r in rounds for p, (c, _) in r if p in healthy)
+        assert down < 2 * hit + FAST, (down, hit)
         for results in rounds:
             for prompt, (_, got) in results:
-                assert got == (_answer(prompt) if prompt in healthy else None)
+                if prompt in healthy:
+                    assert got == _answer(prompt), (prompt, got)
+                else:
+                    assert got is None or isinstance(got, BackendError), (prompt, got)
+        assert any(isinstance(got, BackendError) for r in rounds for _, (_, got) in r)
         assert cache.stats["skipped_open_circuit"] == 0
         await asyncio.sleep(0.2)
         assert [await cache.alookup(p, LLM) for p in on_down] == [_answer(p) for p in on_down]
@@ -558,7 +591,7 @@ async def test_async_batches_touching_a_dead_master_do_not_fail_the_others(
 ) -> None:
     """A pipeline (``aget_many``) that meets a dead master fails alone: redis-py closed every
     connection of the client then (and slept 0.25 s), failing the healthy shards' calls."""
-    cache = _cache(fresh_cluster.url)
+    cache = _cache(fresh_cluster.url, timeout=ROOMY_TIMEOUT)  # a killed node refuses at once
     backend = cache.backend
     assert isinstance(backend, RedisClusterBackend)
     try:
