@@ -16,3 +16,11 @@ BREAKER_FAILURES: Final = 5
 BREAKER_COOLDOWN: Final = 10.0
 #: Namespace of caches built without one.
 NAMESPACE: Final = "default"
+#: Single-flight: a leader's lease on a missing key (seconds), after which waiters stop waiting
+#: and call the model themselves (the leader died, hung or failed), and how often they look.
+LEASE_TTL: Final = 30.0
+LEASE_POLL: Final = 0.05
+#: Two tiers: the in-process L1's size (entries) and entry lifetime (seconds). The lifetime
+#: bounds how long another process's ``clear`` or overwrite stays unseen here.
+L1_MAX_ENTRIES: Final = 10_000
+L1_TTL: Final = 30.0

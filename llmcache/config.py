@@ -45,6 +45,7 @@ from llmcache.keys import TemperatureMode
 __all__ = [
     "ENV_PREFIX",
     "KeySettings",
+    "L1Settings",
     "Settings",
     "backend_env_names",
     "default_url",
@@ -81,6 +82,17 @@ class KeySettings(BaseModel):
         if isinstance(value, TemperatureMode):
             return str(value)
         return str(TemperatureMode.parse(value)) if isinstance(value, str) else value
+
+
+class L1Settings(BaseModel):
+    """The in-process first tier in front of the configured store (see docs/two-tiers.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_entries: int = Field(default=_defaults.L1_MAX_ENTRIES, gt=0, description="entries kept")
+    ttl: float = Field(
+        default=_defaults.L1_TTL, gt=0, description="seconds an entry is served from L1"
+    )
 
 
 def backend_env_names() -> dict[str, str]:
@@ -169,6 +181,20 @@ class Settings(BaseSettings):
         default=_defaults.BREAKER_COOLDOWN, gt=0, description="seconds before a probe"
     )
     key: KeySettings = Field(default_factory=KeySettings)
+    l1: L1Settings | None = Field(
+        default=None,
+        description="in-process first tier (any LLMCACHE_L1__* setting turns it on)",
+    )
+    single_flight: bool | None = Field(
+        default=None,
+        description="concurrent identical misses make one model call; "
+        "default: on for cached(), off for the global cache",
+    )
+    lease_ttl: float = Field(
+        default=_defaults.LEASE_TTL,
+        gt=0,
+        description="single-flight: seconds waiters wait for the leader before calling themselves",
+    )
     record_to: Path | None = Field(
         default=None, description="append every request to this JSONL log (llmcache replay)"
     )
@@ -227,6 +253,7 @@ def _check_env_names() -> None:
                 valid = sorted(
                     {ENV_PREFIX + f for f in fields}
                     | {f"{ENV_PREFIX}KEY__{k.upper()}" for k in KeySettings.model_fields}
+                    | {f"{ENV_PREFIX}L1__{k.upper()}" for k in L1Settings.model_fields}
                     | {b for b in backend if b.startswith(ENV_PREFIX)}
                 )
                 raise ConfigError(f"unknown setting {name} (in {where}); valid: {', '.join(valid)}")
