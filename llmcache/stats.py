@@ -28,7 +28,6 @@ COUNTERS = (
     "too_old",  # hits refused by a per-call max_age (counted as misses too)
     "coalesced",  # single-flight: calls answered by another caller's model call
     "lease_expired",  # single-flight: waiters that gave up on a leader and called the model
-    "l1_hits",  # two tiers: hits served by the in-process tier (counted as hits too)
     "bytes_read",
     "bytes_written",
 )
