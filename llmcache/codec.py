@@ -2,11 +2,14 @@
 
 Layout of a stored value::
 
-    b"LC" | format (1 byte) | flags (1 byte) | key check (8 bytes) | body
+    b"LC" | format (1 byte) | flags (1 byte) | key check (8 bytes) | [written at (8 bytes)] | body
     body, when encrypted: key id (4 bytes) | nonce (12 bytes) | AES-256-GCM(ciphertext + tag)
 
 - *format* is :data:`FORMAT`; bytes written by a newer format decode to a miss, not a guess.
-- *flags*: bit 0 = body is zlib-compressed; bit 1 = body is encrypted.
+- *flags*: bit 0 = body is zlib-compressed; bit 1 = body is encrypted; bit 2 = the header
+  holds the write time (milliseconds since the Unix epoch, unsigned big-endian), from which a
+  hit's age is read (``max_age``, the hit flag's ``age_s``). Values written before bit 2 existed
+  have no age.
 - *key check* is a digest of the key the value was written under, so a value copied or
   misrouted to another key decodes to a miss instead of a wrong answer.
 - *body* is JSON (orjson). Never pickle: a shared store must not be a code-execution channel.
@@ -29,6 +32,8 @@ import base64
 import binascii
 import hashlib
 import os
+import struct
+import time
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -38,14 +43,16 @@ import orjson
 from llmcache import _defaults
 from llmcache.errors import CodecError, ConfigError
 
-__all__ = ["FORMAT", "MAGIC", "Codec", "new_encryption_key"]
+__all__ = ["FORMAT", "MAGIC", "Codec", "new_encryption_key", "written_at"]
 
 MAGIC = b"LC"
 FORMAT = 1
 _FLAG_ZLIB = 0x01
 _FLAG_AES = 0x02
-_KNOWN_FLAGS = _FLAG_ZLIB | _FLAG_AES
+_FLAG_TIME = 0x04
+_KNOWN_FLAGS = _FLAG_ZLIB | _FLAG_AES | _FLAG_TIME
 _HEADER = len(MAGIC) + 2 + 8
+_TIME = struct.Struct(">Q")  # write time, ms since the epoch
 _KEY_ID = 4
 _NONCE = 12  # AES-GCM's standard nonce; random per value (2^32 values per key stay far from reuse)
 # LLM answers are text: zlib at level 6 takes 20 KB of chat JSON to about a third, costing tens of
@@ -120,8 +127,12 @@ class Codec:
         """Whether values are sealed (and unsealed values refused)."""
         return bool(self._ciphers)
 
-    def encode(self, key: str, payload: Any) -> bytes:
-        """Serialise ``payload`` (JSON types only) for storage under ``key``."""
+    def encode(self, key: str, payload: Any, *, written_at: float | None = None) -> bytes:
+        """Serialise ``payload`` (JSON types only) for storage under ``key``.
+
+        ``written_at`` (seconds since the epoch, default now) goes into the header: see
+        :func:`written_at`.
+        """
         try:
             body = orjson.dumps(payload)
         except TypeError as exc:  # orjson.JSONEncodeError: sets, Decimals, lone surrogates, ...
@@ -130,18 +141,19 @@ class Codec:
             raise CodecError(
                 f"value of {len(body)} bytes is over max_decoded_bytes={self.max_decoded_bytes}"
             )
-        flags = 0
+        flags = _FLAG_TIME
+        stamp = _TIME.pack(max(0, int((time.time() if written_at is None else written_at) * 1e3)))
         if self.compress_min_bytes is not None and len(body) >= self.compress_min_bytes:
             packed = zlib.compress(body, self.level)
             if len(packed) < len(body):
                 body, flags = packed, flags | _FLAG_ZLIB
         if self._ciphers:
             flags |= _FLAG_AES
-            header = MAGIC + bytes((FORMAT, flags)) + _key_check(key) + self._write_id
+            header = MAGIC + bytes((FORMAT, flags)) + _key_check(key) + stamp + self._write_id
             nonce = os.urandom(_NONCE)
             sealed: bytes = self._ciphers[self._write_id].encrypt(nonce, body, header)
             return header + nonce + sealed
-        return MAGIC + bytes((FORMAT, flags)) + _key_check(key) + body
+        return MAGIC + bytes((FORMAT, flags)) + _key_check(key) + stamp + body
 
     def decode(self, key: str, data: bytes) -> Any:
         """The payload stored in ``data`` under ``key``; :class:`CodecError` if it is not ours."""
@@ -154,9 +166,12 @@ class Codec:
             raise CodecError(f"value has unknown flags {flags:#04x}")
         if data[4:_HEADER] != _key_check(key):
             raise CodecError("value was written under another key")
-        body = data[_HEADER:]
+        start = _HEADER + (_TIME.size if flags & _FLAG_TIME else 0)
+        if len(data) < start:
+            raise CodecError("not an llmcache value (truncated header)")
+        body = data[start:]
         if flags & _FLAG_AES:
-            body = self._unseal(data)
+            body = self._unseal(data, start)
         elif self._ciphers:
             raise CodecError("value is not encrypted, and this cache accepts only sealed values")
         try:
@@ -180,11 +195,11 @@ class Codec:
             raise CodecError("corrupt value: truncated zlib stream")
         return out
 
-    def _unseal(self, data: bytes) -> bytes:
+    def _unseal(self, data: bytes, start: int) -> bytes:
         if not self._ciphers:
             raise CodecError("value is encrypted and no encryption_key is configured")
-        header_end = _HEADER + _KEY_ID
-        cipher = self._ciphers.get(data[_HEADER:header_end])
+        header_end = start + _KEY_ID
+        cipher = self._ciphers.get(data[start:header_end])
         if cipher is None:
             raise CodecError("value is encrypted with a key this cache does not have")
         nonce = data[header_end : header_end + _NONCE]
@@ -193,3 +208,15 @@ class Codec:
         except Exception as exc:  # cryptography's InvalidTag: tampered, truncated or misplaced
             raise CodecError("encrypted value fails authentication") from exc
         return body
+
+
+def written_at(data: bytes) -> float | None:
+    """When ``data`` was written (seconds since the epoch), from its header; None if unknown.
+
+    Read the header only after :meth:`Codec.decode` accepted the value: for encrypted values the
+    header is authenticated there. Never raises.
+    """
+    if len(data) < _HEADER + _TIME.size or data[:2] != MAGIC or not data[3] & _FLAG_TIME:
+        return None
+    stamp: int = _TIME.unpack_from(data, _HEADER)[0]
+    return stamp / 1e3

@@ -24,7 +24,7 @@ from langchain_core.outputs import ChatGeneration, Generation
 from llmcache import LLMCache
 from llmcache.adapters.langchain import LangChainCache
 from llmcache.backends.memory import MemoryBackend
-from llmcache.codec import MAGIC, Codec
+from llmcache.codec import MAGIC, Codec, new_encryption_key, written_at
 from llmcache.errors import CodecError
 from tests.fakes import CountingChat, rich_answer
 
@@ -136,9 +136,32 @@ def test_a_forged_llm_entry_never_raises(answer: Any) -> None:
 @given(data=st.binary(max_size=64), key=st.text(max_size=10))
 def test_decode_of_any_bytes_is_a_value_or_a_codec_error(data: bytes, key: str) -> None:
     codec = Codec(max_decoded_bytes=1024)
-    for blob in (data, MAGIC + bytes([1, 0]) + data, MAGIC + bytes([1, 1]) + data):
+    for flags in (None, 0, 1, 4, 5, 6, 7):
+        blob = data if flags is None else MAGIC + bytes([1, flags]) + data
         with contextlib.suppress(CodecError):  # anything else escaping fails the test
             codec.decode(key, blob)
+        stamp = written_at(blob)  # never raises; a time or None
+        assert stamp is None or stamp >= 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(payload=json_values, at=st.floats(min_value=0, max_value=4e9), encrypted=st.booleans())
+def test_a_value_carries_its_write_time(payload: Any, at: float, encrypted: bool) -> None:
+    codec = Codec(encryption_keys=[new_encryption_key()] if encrypted else ())
+    try:
+        data = codec.encode("k", payload, written_at=at)
+    except CodecError:  # not JSON (an int beyond 64 bits): refused, nothing to read back
+        return
+    assert codec.decode("k", data) == payload
+    assert written_at(data) == pytest.approx(int(at * 1e3) / 1e3)
+
+
+def test_a_forged_write_time_under_encryption_fails_authentication() -> None:
+    codec = Codec(encryption_keys=[new_encryption_key()])
+    data = bytearray(codec.encode("k", ["x"], written_at=1000.0))
+    data[12:20] = (2**40).to_bytes(8, "big")  # a younger age: would pass a max_age check
+    with pytest.raises(CodecError):
+        codec.decode("k", bytes(data))
 
 
 def test_a_decompression_bomb_is_a_miss_not_memory() -> None:
