@@ -22,10 +22,12 @@ __all__ = ["Update"]
 class Update:
     """One update's steps; ``update`` and ``aupdate`` differ only in how they call the store."""
 
-    __slots__ = ("cache", "decision", "key", "ok", "prior", "start")
+    __slots__ = ("cache", "decision", "key", "ok", "prior", "start", "ttl")
 
-    def __init__(self, cache: LLMCache, decision: KeyDecision, key: str) -> None:
-        self.cache, self.decision, self.key = cache, decision, key
+    def __init__(
+        self, cache: LLMCache, decision: KeyDecision, key: str, ttl: float | None
+    ) -> None:
+        self.cache, self.decision, self.key, self.ttl = cache, decision, key, ttl
         self.start, self.ok = time.perf_counter(), True
         self.prior: bytes | None = None
 
@@ -46,14 +48,14 @@ class Update:
 
     def write(self, put: Callable[[str, bytes, float | None], None], payload: bytes) -> None:
         with self.cache.guard.run("update"):
-            put(self.key, payload, self.cache.ttl)
+            put(self.key, payload, self.ttl)
             self.wrote(payload)
 
     async def awrite(
         self, put: Callable[[str, bytes, float | None], Awaitable[None]], payload: bytes
     ) -> None:
         with self.cache.guard.run("update"):
-            await put(self.key, payload, self.cache.ttl)
+            await put(self.key, payload, self.ttl)
             self.wrote(payload)
 
     def wrote(self, payload: bytes) -> None:

@@ -19,6 +19,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Self
 
 from llmcache import _defaults
@@ -26,13 +27,13 @@ from llmcache._breaker import CircuitBreaker
 from llmcache._guard import Guard, OnError, as_fault, check_ttl
 from llmcache._update import Update
 from llmcache.backends.base import Backend
-from llmcache.codec import Codec
+from llmcache.codec import Codec, written_at
 from llmcache.config import Settings, encryption_keys, load_settings
 from llmcache.keys import KeyDecision, KeyPolicy
 from llmcache.registry import backend_from_settings, create_backend
 from llmcache.stats import Stats
 
-__all__ = ["DEFAULT_TTL", "LLMCache", "OnError"]
+__all__ = ["DEFAULT_TTL", "Hit", "LLMCache", "OnError"]
 
 log = logging.getLogger("llmcache")
 
@@ -46,6 +47,15 @@ _MEMO_MAX_VALUE = 64 * 1024  # bytes; bigger values are decoded every time
 # a sick store then costs a call one timeout, not two. Remembered this long, at most this many.
 _FAILED_LOOKUP_SECONDS = 120.0
 _FAILED_LOOKUPS_KEPT = 10_000
+
+
+@dataclass(frozen=True, slots=True)
+class Hit:
+    """A cached answer and what is known of it."""
+
+    answer: Any
+    key: str  # the cache key (relative to the namespace)
+    age_s: float | None  # seconds since it was written; None for values without a write time
 
 
 class LLMCache:
@@ -158,13 +168,62 @@ class LLMCache:
             return None
         return self._looked_up(decision, data, start)
 
-    def update(self, prompt: str, llm_string: str, answer: Any) -> None:
-        """Store ``answer`` for this request (no-op when the policy bypasses it)."""
-        plan = self._update_plan(prompt, llm_string)
-        if plan is not None and plan.decision.samples > 1:  # sample:k appends to stored answers
-            plan.read(self.backend.get)
-        if plan is not None and (payload := plan.payload(answer)) is not None:
-            plan.write(self.backend.set, payload)
+    def lookup_hit(
+        self,
+        prompt: str,
+        llm_string: str,
+        *,
+        max_age: float | None = None,
+        namespace: str | None = None,
+    ) -> Hit | None:
+        """:meth:`lookup` with what is known of the hit (key, age).
+
+        ``max_age``: a hit older than this many seconds (or of unknown age) is a miss, counted
+        as ``too_old``. ``namespace``: look in that namespace of the same store instead.
+        """
+        decision = self._decide(prompt, llm_string, lookup=True)
+        if decision is None or decision.key is None:
+            return None
+        start = time.perf_counter()
+        try:
+            data = self.store(namespace).get(decision.key)
+        except Exception as exc:
+            self._lookup_failed(decision.key, exc)
+            return None
+        return self._hit(decision, data, start, max_age)
+
+    def update(
+        self,
+        prompt: str,
+        llm_string: str,
+        answer: Any,
+        *,
+        ttl: float | None = None,
+        namespace: str | None = None,
+    ) -> None:
+        """Store ``answer`` for this request (no-op when the policy bypasses it).
+
+        ``ttl`` (seconds) overrides the cache's for this entry; ``namespace`` writes into that
+        namespace of the same store.
+        """
+        plan = self._update_plan(prompt, llm_string, ttl)
+        if plan is None:
+            return
+        store = self.store(namespace)
+        if plan.decision.samples > 1:  # sample:k appends to stored answers
+            plan.read(store.get)
+        if (payload := plan.payload(answer)) is not None:
+            plan.write(store.set, payload)
+
+    def store(self, namespace: str | None = None) -> Backend:
+        """The backend, or its view of ``namespace`` (same connections; see ``in_namespace``)."""
+        if namespace is None or namespace == self.backend.namespace:
+            return self.backend
+        return self.backend.in_namespace(namespace)
+
+    def key(self, prompt: str, llm_string: str) -> str | None:
+        """The cache key of this request; None when the policy bypasses it (nothing counted)."""
+        return self.policy.decide(prompt, llm_string).key
 
     def clear(self) -> None:
         """Remove every entry of this cache's namespace (other namespaces are untouched)."""
@@ -190,13 +249,44 @@ class LLMCache:
             return None
         return self._looked_up(decision, data, start)
 
-    async def aupdate(self, prompt: str, llm_string: str, answer: Any) -> None:
+    async def alookup_hit(
+        self,
+        prompt: str,
+        llm_string: str,
+        *,
+        max_age: float | None = None,
+        namespace: str | None = None,
+    ) -> Hit | None:
+        """Async :meth:`lookup_hit`."""
+        decision = self._decide(prompt, llm_string, lookup=True)
+        if decision is None or decision.key is None:
+            return None
+        start = time.perf_counter()
+        try:
+            data = await self.store(namespace).aget(decision.key)
+        except BaseException as exc:  # the caller's own cancellation is re-raised by as_fault
+            self._lookup_failed(decision.key, as_fault(exc))
+            return None
+        return self._hit(decision, data, start, max_age)
+
+    async def aupdate(
+        self,
+        prompt: str,
+        llm_string: str,
+        answer: Any,
+        *,
+        ttl: float | None = None,
+        namespace: str | None = None,
+    ) -> None:
         """Async :meth:`update`."""
-        plan = self._update_plan(prompt, llm_string)
-        if plan is not None and plan.decision.samples > 1:
-            await plan.aread(self.backend.aget)
-        if plan is not None and (payload := plan.payload(answer)) is not None:
-            await plan.awrite(self.backend.aset, payload)
+        plan = self._update_plan(prompt, llm_string, ttl)
+        if plan is None:
+            return
+        store = self.store(namespace)
+        if plan.decision.samples > 1:
+            await plan.aread(store.aget)
+        if (payload := plan.payload(answer)) is not None:
+            await plan.awrite(store.aset, payload)
 
     async def aclear(self) -> None:
         """Async :meth:`clear`."""
@@ -242,6 +332,22 @@ class LLMCache:
         self.stats.lookup_latency.add(time.perf_counter() - start)
         return answer
 
+    def _hit(
+        self, decision: KeyDecision, data: bytes | None, start: float, max_age: float | None
+    ) -> Hit | None:
+        assert decision.key is not None
+        age = None
+        if data is not None and (stamp := written_at(data)) is not None:
+            age = max(0.0, time.time() - stamp)
+        if max_age is not None and data is not None and (age is None or age > max_age):
+            # Too old for this caller: a miss (the store answered, so the breaker closes).
+            self.breaker.success()
+            self.stats.incr("too_old")
+            self.stats.incr("misses")
+            return None
+        answer = self._looked_up(decision, data, start)
+        return None if answer is None else Hit(answer, decision.key, age)
+
     def _lookup_failed(self, key: str, exc: Exception) -> None:
         self._fault("lookup", exc)
         with self._turns_lock:
@@ -262,12 +368,14 @@ class LLMCache:
             self.stats.incr("skipped_after_fault")
         return True
 
-    def _update_plan(self, prompt: str, llm_string: str) -> Update | None:
+    def _update_plan(
+        self, prompt: str, llm_string: str, ttl: float | None = None
+    ) -> Update | None:
         """The steps of an update, or None when it is bypassed or follows a failed lookup."""
         decision = self._decide(prompt, llm_string)
         if decision is None or decision.key is None or self._skip_update(decision.key):
             return None
-        return Update(self, decision, decision.key)
+        return Update(self, decision, decision.key, self.ttl if ttl is None else check_ttl(ttl))
 
     def _payload(self, decision: KeyDecision, data: bytes | None, answer: Any) -> bytes | None:
         """Bytes to store: ``answer`` after the stored ones (sample:k); None when k are stored."""
