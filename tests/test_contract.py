@@ -1,18 +1,24 @@
 """The backend contract (``llmcache.testing.BackendContract``), once, on every backend.
 
 ``store_target`` (tests/conftest.py) runs it on memory, disk, Redis standalone, Redis TLS+AUTH,
-Redis cluster and Momento; each test runs through the sync and the async methods.
+Redis cluster and Momento; each test runs through the sync and the async methods. The namespace
+views' connection sharing is checked here per backend (:meth:`TestContract.shared_resources`), and
+on Redis also by the server's own count of client connections.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
 from llmcache.backends.base import Backend
-from llmcache.testing import BackendContract, ForeignKeys
-from tests.backends.clients import StoreTarget
+from llmcache.backends.disk import DiskBackend
+from llmcache.backends.memory import MemoryBackend
+from llmcache.registry import create_backend
+from llmcache.testing import BackendContract, ForeignKeys, Ops
+from tests.backends.clients import REDIS_RELAXED, StoreTarget, momento_backend, new_namespace
 
 
 class TestContract(BackendContract):
@@ -28,3 +34,85 @@ class TestContract(BackendContract):
     def foreign(self, store_target: StoreTarget) -> ForeignKeys:
         store_target.raw()  # skips when the backend has no store outside the instance
         return store_target
+
+    async def shared_resources(self, backend: Backend, mode: str) -> list[object]:
+        if isinstance(backend, MemoryBackend):
+            return [backend._data, backend._lists, backend._lock]
+        if isinstance(backend, DiskBackend):
+            return [backend._cache]
+        name = type(backend).__name__
+        if name in ("RedisBackend", "RedisClusterBackend"):
+            b: Any = backend
+            client = b._client() if mode == "sync" else await b._aclient()
+            found = [client, b._sync, b._async, b._lock]
+            if name == "RedisClusterBackend":
+                found += [b.node_breakers, b._refreshes]
+            return found
+        if name == "MomentoBackend":
+            m: Any = backend
+            clients = m._clients
+            client = clients.sync() if mode == "sync" else await clients.aclient()
+            return [clients, client, m._shared]
+        raise AssertionError(f"no shared resources known for {name}")
+
+
+# -- Redis: views open no connection of their own (the server's count) -----------------------------
+def _connections(raw: Any) -> int:
+    return len(raw.client_list())
+
+
+@pytest.mark.redis
+@pytest.mark.parametrize("server_fixture", ["standalone", "tls_server"])
+async def test_redis_views_open_no_connection(
+    server_fixture: str, request: pytest.FixtureRequest
+) -> None:
+    from tests.backends.clients import redis_client
+
+    server = request.getfixturevalue(server_fixture)
+    raw = redis_client(server)
+    owner = create_backend(server.url, namespace=new_namespace(), **REDIS_RELAXED)
+    try:
+        await Ops(owner, "sync").set("k", b"owner")
+        await Ops(owner, "async").set("k", b"owner")
+        before = _connections(raw)
+        for i in range(5):
+            for mode in ("sync", "async"):
+                view = Ops(owner.in_namespace(f"{owner.namespace}v{i}"), mode)
+                await view.set("k", b"view")
+                assert await view.get("k") == b"view"
+                await view.clear()
+                await view.close()  # closes nothing
+        assert _connections(raw) == before
+        assert await Ops(owner, "async").get("k") == b"owner"
+        assert owner.get("k") == b"owner"
+        owner.clear()
+    finally:
+        await owner.aclose()
+        raw.close()
+
+
+# -- Momento: a view's generation is its namespace's -----------------------------------------------
+@pytest.mark.momento
+async def test_momento_view_generation_is_its_namespace(momento_server: Any) -> None:
+    owner = momento_backend(momento_server)
+    built = momento_backend(momento_server, owner.namespace + "v")
+    try:
+        view = owner.in_namespace(owner.namespace + "v")
+        assert view._generation is not owner._generation
+        assert view.generation_key == built.generation_key == view._generation.key
+        assert (
+            view._generation
+            is owner.in_namespace(owner.namespace + "x").in_namespace(view.namespace)._generation
+        )
+        view.set("k", b"v")
+        await view.aset("k2", b"v")
+        # The same generation in the store: a built backend of that namespace reads it.
+        assert built.get("k") == b"v" and await built.aget("k2") == b"v"
+        assert view._generation.value == built._generation.value
+        view.clear()
+        assert view.get("k") is None and owner.get("k") is None
+    finally:
+        built.clear()
+        owner.clear()
+        built.close()
+        owner.close()

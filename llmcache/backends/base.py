@@ -22,6 +22,14 @@ Rules every backend keeps (the contract suite in :mod:`llmcache.testing` checks 
 A backend is built from its typed options: ``Backend(options, namespace=...)``, or from a URL
 with :meth:`Backend.from_url` (the query string holds the options).
 
+Namespace views: :meth:`Backend.in_namespace` returns the same store seen under another
+namespace, sharing the backend's connections, pools, clients and files (no new pool per call).
+A view stores exactly the keys a backend built with that namespace on the same store would, so
+the two see each other's entries. The backend that was *built* owns the shared resources:
+closing a view closes nothing; closing the owner closes them for every view. The owner keeps its
+most recently used views (at most :data:`VIEW_CACHE_SIZE`), so asking again for a namespace is a
+dict lookup.
+
 Example::
 
     from llmcache.backends.memory import MemoryBackend, MemoryOptions
@@ -34,8 +42,11 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import copy
 import re
+import threading
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Mapping
 from types import TracebackType
 from typing import Any, ClassVar, Self, TypeVar
@@ -46,6 +57,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from llmcache.errors import ConfigError
 
 __all__ = [
+    "VIEW_CACHE_SIZE",
     "Backend",
     "BackendOptions",
     "check_namespace",
@@ -59,6 +71,9 @@ __all__ = [
 # alphabet so no namespace can contain another's prefix or a glob character used by SCAN.
 _NAMESPACE_RE = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 KEY_PREFIX = "llmcache"
+#: How many namespace views a backend keeps for reuse (least recently asked for go first; a view
+#: that goes stays valid, it is only no longer handed out again).
+VIEW_CACHE_SIZE = 128
 
 
 class BackendOptions(BaseModel):
@@ -96,9 +111,7 @@ def _field_error(exc: ValidationError, values: Mapping[str, Any]) -> tuple[str, 
     return field, value, err["msg"]
 
 
-def parse_options(
-    model: type[OptionsT], scheme: str, values: Mapping[str, Any]
-) -> OptionsT:
+def parse_options(model: type[OptionsT], scheme: str, values: Mapping[str, Any]) -> OptionsT:
     """Validate ``values`` against ``model``; raise :class:`ConfigError` naming field and value."""
     valid = sorted(model.model_fields)
     unknown = sorted(set(values) - set(valid))
@@ -168,6 +181,11 @@ class Backend(ABC):
         self.namespace = check_namespace(namespace)
         self.default_ttl = self.options.default_ttl
         self.key_prefix = f"{KEY_PREFIX}:{namespace}:"
+        # Namespace views (see in_namespace): the owner of the shared resources (None: this
+        # backend owns them), and the owner's recently made views by namespace.
+        self._owner: Backend | None = None
+        self._views: OrderedDict[str, Backend] = OrderedDict()
+        self._views_lock = threading.Lock()
 
     @classmethod
     def from_url(cls, url: str, *, namespace: str = "default", **options: Any) -> Self:
@@ -184,6 +202,65 @@ class Backend(ABC):
     def _url_fields(cls, url: str) -> dict[str, Any]:
         """Options the URL names outside its query string (override in subclasses)."""
         return {}
+
+    # -- namespace views ----------------------------------------------------------------------
+    @property
+    def is_view(self) -> bool:
+        """Whether this backend is a view made by :meth:`in_namespace` (it owns no resources)."""
+        return self._owner is not None
+
+    @property
+    def owner(self) -> Backend:
+        """The backend that owns the connections this one uses: itself unless it is a view."""
+        return self._owner if self._owner is not None else self
+
+    def in_namespace(self, namespace: str) -> Self:
+        """This store seen under ``namespace``, on this backend's connections.
+
+        ``in_namespace(self.namespace)`` is ``self``; an invalid name is a :class:`ConfigError`.
+        The view reads, writes, deletes and clears only ``namespace``, exactly as a backend built
+        with that namespace on the same store would (they see each other's entries), and offers
+        the same capabilities. It shares this backend's connections, pools, clients and files,
+        including ones not created yet. ``close``/``aclose`` of a view release nothing: the
+        backend that was built owns the resources, and closing it closes them for every view
+        (a view used after that reconnects, as its owner would). A view of a view is a view of
+        the owner. The owner keeps its last :data:`VIEW_CACHE_SIZE` views, so asking again is
+        cheap, and two views of one namespace share that namespace's state (Momento's
+        generation).
+        """
+        namespace = check_namespace(namespace)
+        if namespace == self.namespace:
+            return self
+        owner = self.owner
+        with owner._views_lock:
+            view = owner._views.get(namespace)
+            if view is None:
+                view = owner._views[namespace] = owner._make_view(namespace)
+                while len(owner._views) > VIEW_CACHE_SIZE:
+                    owner._views.popitem(last=False)
+            else:
+                owner._views.move_to_end(namespace)
+        return view  # type: ignore[return-value]  # the owner's class is this class
+
+    def _make_view(self, namespace: str) -> Self:
+        """A view of this (owning) backend under ``namespace``: a shallow copy, then
+        :meth:`_init_view`.
+
+        The copy shares every attribute with its owner, so a backend's shared resources must be
+        objects created in ``__init__`` and never re-bound afterwards (a client created lazily
+        lives in a holder object both point to, not in an attribute set on first use).
+        Override :meth:`_init_view` for state that belongs to one namespace.
+        """
+        view = copy.copy(self)
+        view.namespace = namespace
+        view.key_prefix = f"{KEY_PREFIX}:{namespace}:"
+        view._owner = self
+        view._views = OrderedDict()  # unused: in_namespace on a view goes to the owner
+        view._init_view()
+        return view
+
+    def _init_view(self) -> None:  # noqa: B027 - optional hook
+        """Set up the per-namespace state of a view just copied from its owner (``self.owner``)."""
 
     def _key(self, key: str) -> str:
         """The store key for a relative key: namespace prefix + key."""
@@ -214,7 +291,8 @@ class Backend(ABC):
         """Remove every entry of this namespace, and nothing else."""
 
     def close(self) -> None:  # noqa: B027 - optional hook, stores without connections skip it
-        """Release connections and files. Idempotent."""
+        """Release connections and files. Idempotent. On a view (:meth:`in_namespace`), nothing:
+        the owner's resources stay open for it and its other views."""
 
     # -- the async twins (default: the sync method in a worker thread) -------------------------
     async def aget(self, key: str) -> bytes | None:

@@ -100,6 +100,9 @@ def _path_of(url: str) -> Path:
 class DiskBackend(Backend):
     """Stores bytes in a diskcache directory; namespaces are diskcache tags in one directory.
 
+    Namespace views (:meth:`~llmcache.backends.base.Backend.in_namespace`) use their owner's
+    ``diskcache.Cache`` (its SQLite connections and files); only the owner closes it.
+
     Capabilities: batch, atomic add, key listing, lists, info.
     """
 
@@ -183,6 +186,8 @@ class DiskBackend(Backend):
             self._cache.evict(self.namespace)
 
     def close(self) -> None:
+        if self.is_view:  # the owner's diskcache handle: the owner closes it
+            return
         self._cache.close()
 
     async def aget(self, key: str) -> bytes | None:

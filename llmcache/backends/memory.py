@@ -35,8 +35,10 @@ class MemoryOptions(BackendOptions):
 class MemoryBackend(Backend):
     """Thread-safe LRU of bytes; the least recently used entry goes when ``max_entries`` is hit.
 
-    Instances do not share data: two ``memory://`` caches are two stores. Capabilities: batch,
-    atomic add, key listing, lists, info.
+    Instances do not share data: two ``memory://`` caches are two stores. Views of one
+    (:meth:`~llmcache.backends.base.Backend.in_namespace`) share its store: the entries of every
+    namespace live in one LRU bounded by ``max_entries`` in all, under namespaced keys.
+    Capabilities: batch, atomic add, key listing, lists, info.
     """
 
     Options = MemoryOptions
@@ -45,13 +47,15 @@ class MemoryBackend(Backend):
     def __init__(self, options: MemoryOptions | None = None, *, namespace: str = "default") -> None:
         super().__init__(options, namespace=namespace)
         self.max_entries = self.options.max_entries
-        # key -> (value, monotonic deadline or None)
+        # The store, shared with this backend's namespace views (never re-bound); keys are
+        # namespaced (``llmcache:<ns>:<key>``). Store key -> (value, monotonic deadline or None).
         self._data: OrderedDict[str, tuple[bytes, float | None]] = OrderedDict()
         # key -> (elements, deadline): lists (chat history), LRU-bounded by max_entries too
         self._lists: OrderedDict[str, tuple[list[bytes], float | None]] = OrderedDict()
         self._lock = threading.Lock()
 
     def get(self, key: str) -> bytes | None:
+        key = self._key(key)
         with self._lock:
             item = self._data.get(key)
             if item is None:
@@ -66,31 +70,36 @@ class MemoryBackend(Backend):
     def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
         deadline = self._deadline(ttl)
         with self._lock:
-            self._store(key, value, deadline)
+            self._store(self._key(key), value, deadline)
 
     def _deadline(self, ttl: float | None) -> float | None:
         ttl = self._ttl(ttl)
         return None if ttl is None else time.monotonic() + ttl
 
     def _store(self, key: str, value: bytes, deadline: float | None) -> None:
-        # Caller holds the lock.
+        # Caller holds the lock; ``key`` is the store key.
         self._data[key] = (bytes(value), deadline)
         self._data.move_to_end(key)
         while len(self._data) > self.max_entries:
             self._data.popitem(last=False)
 
     def delete(self, key: str) -> None:
+        key = self._key(key)
         with self._lock:
             self._data.pop(key, None)
             self._lists.pop(key, None)
 
     def clear(self) -> None:
+        # O(entries of every namespace): the store is one LRU (clear is rare, not per call).
+        prefix = self.key_prefix
         with self._lock:
-            self._data.clear()
-            self._lists.clear()
+            for store in (self._data, self._lists):
+                for key in [k for k in store if k.startswith(prefix)]:
+                    del store[key]
 
     def add(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         deadline = self._deadline(ttl)
+        key = self._key(key)
         with self._lock:
             item = self._data.get(key)
             if item is not None and (item[1] is None or item[1] > time.monotonic()):
@@ -105,22 +114,24 @@ class MemoryBackend(Backend):
         deadline = self._deadline(ttl)
         with self._lock:
             for key, value in items.items():
-                self._store(key, value, deadline)
+                self._store(self._key(key), value, deadline)
 
     def delete_many(self, keys: Iterable[str]) -> None:
+        full = [self._key(k) for k in keys]
         with self._lock:
-            for key in keys:
+            for key in full:
                 self._data.pop(key, None)
                 self._lists.pop(key, None)
 
     def iter_keys(self, prefix: str = "") -> Iterator[str]:
         now = time.monotonic()
+        start, full_prefix = len(self.key_prefix), self.key_prefix + prefix
         with self._lock:  # a snapshot: writers may go on while the caller iterates
             keys = [
-                k
+                k[start:]
                 for store in (self._data, self._lists)
                 for k, (_, deadline) in store.items()
-                if k.startswith(prefix) and (deadline is None or deadline > now)
+                if k.startswith(full_prefix) and (deadline is None or deadline > now)
             ]
         yield from keys
 
@@ -129,6 +140,7 @@ class MemoryBackend(Backend):
     ) -> None:
         max_len = check_max_len(max_len)
         deadline = self._deadline(ttl)
+        key = self._key(key)
         with self._lock:
             elements = self._live_list(key) or []
             elements.extend(bytes(v) for v in values)
@@ -140,11 +152,12 @@ class MemoryBackend(Backend):
                 self._lists.popitem(last=False)
 
     def list_range(self, key: str) -> list[bytes]:
+        key = self._key(key)
         with self._lock:
             return list(self._live_list(key) or [])
 
     def _live_list(self, key: str) -> list[bytes] | None:
-        # Caller holds the lock.
+        # Caller holds the lock; ``key`` is the store key.
         item = self._lists.get(key)
         if item is None:
             return None
@@ -195,7 +208,9 @@ class MemoryBackend(Backend):
         return self.list_range(key)
 
     def info(self) -> dict[str, Any]:
+        """Entries and bytes of this namespace (O(entries): for stats, not per call)."""
+        prefix = self.key_prefix
         with self._lock:
-            entries = len(self._data)
-            size = sum(len(v) for v, _ in self._data.values())
-        return {"entries": entries, "bytes": size}
+            sizes = [len(v) for k, (v, _) in self._data.items() if k.startswith(prefix)]
+            everything = len(self._data)
+        return {"entries": len(sizes), "bytes": sum(sizes), "entries_all_namespaces": everything}

@@ -269,3 +269,178 @@ class BackendContract:
             for i in range(per_writer):
                 assert await store.get(f"w{w}-{i}") == f"{w}:{i}".encode()
         assert await store.get("shared") in {f"shared-{w}".encode() for w in range(writers)}
+
+    # -- namespace views (Backend.in_namespace) -----------------------------------------------
+    async def shared_resources(self, backend: Backend, mode: str) -> list[object]:
+        """The objects holding ``backend``'s connections (pools, clients, files, the store),
+        created if lazy, through the ``mode`` side: a view's must be its owner's, by identity.
+
+        Override to enable the connection-sharing test; the default skips it.
+        """
+        pytest.skip(f"{type(self).__name__} defines no `shared_resources` (connection objects)")
+
+    @pytest_asyncio.fixture
+    async def views(self, mode: str) -> AsyncIterator[Callable[[Backend, str], Ops]]:
+        """``views(backend, namespace)``: the view of ``namespace`` as :class:`Ops`, cleared at
+        teardown (the backend fixtures clear only their own namespace)."""
+        made: list[Ops] = []
+
+        def view(backend: Backend, namespace: str) -> Ops:
+            ops = Ops(backend.in_namespace(namespace), mode)
+            made.append(ops)
+            return ops
+
+        try:
+            yield view
+        finally:
+            for ops in made:
+                await ops.clear()
+
+    async def test_view_of_its_own_namespace_is_itself(self, store: Ops, namespace: str) -> None:
+        backend = store.backend
+        assert backend.in_namespace(namespace) is backend
+        assert not backend.is_view and backend.owner is backend
+        for bad in ("", "a b", "x" * 65, "ns:*"):
+            with pytest.raises(ConfigError, match="namespace"):
+                backend.in_namespace(bad)
+
+    async def test_views_are_cached_and_owned_by_the_backend(
+        self, store: Ops, namespace: str
+    ) -> None:
+        backend = store.backend
+        view = backend.in_namespace(namespace + "v")
+        assert view.namespace == namespace + "v" and view.is_view and view.owner is backend
+        assert type(view) is type(backend)
+        assert backend.in_namespace(namespace + "v") is view  # asked again: the same view
+        assert view.in_namespace(namespace + "v") is view
+        assert view.in_namespace(namespace + "w") is backend.in_namespace(namespace + "w")
+        # A view of the owner's namespace, reached from a view, is a view too (closing it
+        # closes nothing), never the owner itself.
+        back = view.in_namespace(namespace)
+        assert back.namespace == namespace and back.is_view and back.owner is backend
+
+    async def test_views_and_owner_keep_apart(
+        self, store: Ops, namespace: str, views: Callable[[Backend, str], Ops]
+    ) -> None:
+        one, two = views(store.backend, namespace + "v1"), views(store.backend, namespace + "v2")
+        await store.set("k", b"owner")
+        assert await one.get("k") is None
+        await one.set("k", b"one")
+        await two.set("k", b"two")
+        assert [await s.get("k") for s in (store, one, two)] == [b"owner", b"one", b"two"]
+        await one.delete("k")
+        assert [await s.get("k") for s in (store, one, two)] == [b"owner", None, b"two"]
+
+    async def test_clear_of_a_view_and_of_the_owner_keep_apart(
+        self, store: Ops, namespace: str, views: Callable[[Backend, str], Ops]
+    ) -> None:
+        one, two = views(store.backend, namespace + "v1"), views(store.backend, namespace + "v2")
+        for s, value in ((store, b"owner"), (one, b"one"), (two, b"two")):
+            await s.set("k", value)
+            await s.set("k2", value)
+        await one.clear()
+        assert [await s.get("k") for s in (store, one, two)] == [b"owner", None, b"two"]
+        await store.clear()
+        assert [await s.get("k2") for s in (store, one, two)] == [None, None, b"two"]
+        await one.set("k", b"again")  # a cleared view stays usable
+        assert [await s.get("k") for s in (store, one, two)] == [None, b"again", b"two"]
+
+    async def test_view_is_the_namespace_as_a_built_backend_sees_it(
+        self,
+        store: Ops,
+        neighbour: Ops,
+        views: Callable[[Backend, str], Ops],
+    ) -> None:
+        # ``neighbour`` is a backend built on the same store under its own namespace; the view
+        # of that namespace (made from ``store``) stores the same keys.
+        view = views(store.backend, neighbour.backend.namespace)
+        await view.set("from-view", b"v")
+        await neighbour.set("from-built", b"b")
+        assert await neighbour.get("from-view") == b"v"
+        assert await view.get("from-built") == b"b"
+        await view.delete("from-built")
+        assert await neighbour.get("from-built") is None
+        assert await store.get("from-view") is None
+
+    async def test_two_views_of_one_namespace_agree_after_a_clear(
+        self, store: Ops, namespace: str
+    ) -> None:
+        # A view of the owner's own namespace (through another view) is a second object for
+        # that namespace: a clear through either is seen at once through the other.
+        twin = Ops(store.backend.in_namespace(namespace + "x").in_namespace(namespace), store.mode)
+        assert twin.backend is not store.backend
+        await store.set("k", b"1")
+        assert await twin.get("k") == b"1"
+        await twin.clear()
+        assert await store.get("k") is None
+        await store.set("k", b"2")
+        assert await twin.get("k") == b"2"
+        await store.clear()
+        assert await twin.get("k") is None
+
+    async def test_view_shares_the_owner_connections(
+        self, make_backend: Callable[[str], Backend], mode: str, namespace: str
+    ) -> None:
+        owner = make_backend(namespace)
+        try:
+            # Made before the owner connected: the lazily made clients must still be one set.
+            view = owner.in_namespace(namespace + "v")
+            await Ops(view, mode).set("k", b"view first")
+            await Ops(owner, mode).set("k", b"owner")
+            view_resources = await self.shared_resources(view, mode)
+            owner_resources = await self.shared_resources(owner, mode)
+            assert len(view_resources) == len(owner_resources) > 0
+            for mine, theirs in zip(view_resources, owner_resources, strict=True):
+                assert mine is theirs, f"the view has its own {type(mine).__name__}"
+            await Ops(view, mode).clear()
+            await Ops(owner, mode).clear()
+        finally:
+            await Ops(owner, mode).close()
+
+    async def test_closing_a_view_leaves_the_owner_open(
+        self, store: Ops, namespace: str, views: Callable[[Backend, str], Ops]
+    ) -> None:
+        view = views(store.backend, namespace + "v")
+        await view.set("k", b"view")
+        await store.set("k", b"owner")
+        await view.close()
+        assert await store.get("k") == b"owner"
+        await store.set("k2", b"after")
+        assert await store.get("k2") == b"after"
+        assert await view.get("k") == b"view"  # the view itself still works: nothing closed
+
+    async def test_view_capabilities_work_in_its_namespace(
+        self, store: Ops, namespace: str, views: Callable[[Backend, str], Ops]
+    ) -> None:
+        view = views(store.backend, namespace + "v")
+        assert await view.add("lock", b"view", ttl=60) is True
+        assert await view.add("lock", b"again", ttl=60) is False
+        assert await store.add("lock", b"owner", ttl=60) is True  # another namespace's key
+        assert await view.get("lock") == b"view"
+        await view.set_many({"a": b"1", "b": b"2"}, ttl=60)
+        assert await view.get_many(["a", "b", "lock"]) == [b"1", b"2", b"view"]
+        assert await store.get_many(["a", "b"]) == [None, None]
+        await view.delete_many(["a"])
+        assert await view.get_many(["a", "b"]) == [None, b"2"]
+
+    async def test_view_lists(
+        self, store: Ops, namespace: str, views: Callable[[Backend, str], Ops]
+    ) -> None:
+        view = views(store.backend, namespace + "v")
+        await view.list_push("chat", [b"view"], ttl=60)
+        await store.list_push("chat", [b"owner"], ttl=60)
+        assert await view.list_range("chat") == [b"view"]
+        assert await store.list_range("chat") == [b"owner"]
+        await view.delete("chat")
+        assert await store.list_range("chat") == [b"owner"]
+
+    async def test_view_key_listing(
+        self, store: Ops, namespace: str, views: Callable[[Backend, str], Ops]
+    ) -> None:
+        view = views(store.backend, namespace + "v")
+        await view.set("doc:1", b"x")
+        await store.set("doc:2", b"y")
+        assert await view.iter_keys("doc:") == ["doc:1"]
+        assert await store.iter_keys("doc:") == ["doc:2"]
+        await view.set("other", b"z")
+        assert await view.iter_keys() == ["doc:1", "other"]

@@ -1,10 +1,14 @@
 """``MomentoBackend``: one Momento cache, sync (``CacheClient``) and async (``CacheClientAsync``).
 
 Namespaces share the cache and are separated by key prefix + namespace generation (see
-:mod:`llmcache.backends.momento.generation`). Capabilities: ``Batch`` (concurrent single calls:
-the SDK has no batch RPC), ``AtomicAdd`` (``SetIfNotExists``), ``Lists`` (Momento lists, see
-:mod:`llmcache.backends.momento.lists`) and ``Inspectable``. No ``KeyListing``: Momento cannot
-list or scan keys.
+:mod:`llmcache.backends.momento.generation`). Namespace views
+(:meth:`~llmcache.backends.base.Backend.in_namespace`) use their owner's clients, and each
+namespace has one generation object for the owner and all its views (a clear through one is
+seen at once through the others); only the owner closes the clients.
+
+Capabilities: ``Batch`` (concurrent single calls: the SDK has no batch RPC), ``AtomicAdd``
+(``SetIfNotExists``), ``Lists`` (Momento lists, see :mod:`llmcache.backends.momento.lists`) and
+``Inspectable``. No ``KeyListing``: Momento cannot list or scan keys.
 
 Every async operation runs under one budget, ``timeout`` (or the configuration's deadline); a
 sync operation's RPCs each stay inside that deadline, retries included. The clients (sync, thread
@@ -24,7 +28,9 @@ Example::
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -32,7 +38,7 @@ from typing import Any
 from momento.config import Configuration
 from momento.responses import CacheDelete, CacheGet, CacheSet, CacheSetIfNotExists
 
-from llmcache.backends.base import Backend
+from llmcache.backends.base import KEY_PREFIX, Backend
 from llmcache.backends.capabilities import TTL, MaxLen, check_max_len
 from llmcache.backends.momento import lists
 from llmcache.backends.momento.clients import MomentoClients
@@ -83,10 +89,26 @@ class MomentoBackend(Backend):
         )
         quiet_sdk_logs()  # one SDK warning per interval, not five lines per failed call
         self.endpoint = self._credentials.cache_endpoint
+        # Shared with this backend's namespace views (never re-bound): the clients above, and
+        # the generations of the namespaces in use and the refused-writes count here.
+        self._shared = _Shared(self.cache_name, self.generation_refresh)
+        self._init_view()
+
+    def _init_view(self) -> None:
+        # This namespace's generation: one object for the owner and every view of the
+        # namespace, so a clear through one is seen at once through the others.
         self.generation_key = f"{self.key_prefix}generation"
-        self._generation = Generation(self.cache_name, self.generation_key, self.generation_refresh)
-        #: Writes refused before the call (item above 5 MiB, ttl above 24 h), for stats.
-        self.refused = 0
+        self._generation = self._shared.generation(self.namespace)
+
+    @property
+    def refused(self) -> int:
+        """Writes refused before the call (item above 5 MiB, ttl above 24 h), for stats; one
+        count for a backend and its namespace views."""
+        return self._shared.refused
+
+    @refused.setter
+    def refused(self, value: int) -> None:
+        self._shared.refused = value
 
     @property
     def budget(self) -> float:
@@ -220,6 +242,8 @@ class MomentoBackend(Backend):
         return lists.fetch(self._clients.sync(), self.cache_name, name)
 
     def close(self) -> None:
+        if self.is_view:  # the owner's clients: the owner closes them
+            return
         self._clients.close()
 
     # -- async side (one CacheClientAsync per event loop, see clients) ------------------------
@@ -331,6 +355,8 @@ class MomentoBackend(Backend):
 
     async def aclose(self) -> None:
         """Close this loop's async client here, then everything else (:meth:`close`)."""
+        if self.is_view:
+            return
         await self._clients.aclose_loop()
         self.close()
 
@@ -349,3 +375,30 @@ class MomentoBackend(Backend):
             f"{type(self).__name__}(cache={self.cache_name!r}, namespace={self.namespace!r}, "
             f"endpoint={self.endpoint!r})"
         )
+
+
+class _Shared:
+    """What a Momento backend and its namespace views share besides the clients.
+
+    ``generation(ns)`` is the one :class:`Generation` of ``ns`` while anything uses it (a weak
+    map: the generations of namespaces no view uses any more are let go, and read again from the
+    store when a view of that namespace is made again).
+    """
+
+    def __init__(self, cache_name: str, refresh: float) -> None:
+        self.cache_name = cache_name
+        self.refresh = refresh
+        self.refused = 0
+        self._generations: weakref.WeakValueDictionary[str, Generation] = (
+            weakref.WeakValueDictionary()
+        )
+        self._lock = threading.Lock()
+
+    def generation(self, namespace: str) -> Generation:
+        with self._lock:
+            found = self._generations.get(namespace)
+            if found is None:
+                key = f"{KEY_PREFIX}:{namespace}:generation"
+                found = Generation(self.cache_name, key, self.refresh)
+                self._generations[namespace] = found
+            return found

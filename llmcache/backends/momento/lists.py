@@ -38,7 +38,11 @@ def check_elements(cache_name: str, values: Sequence[bytes]) -> list[bytes]:
 
 
 def push(
-    client: CacheClient, cache_name: str, name: str, values: list[bytes], ttl: timedelta,
+    client: CacheClient,
+    cache_name: str,
+    name: str,
+    values: list[bytes],
+    ttl: timedelta,
     max_len: int | None,
 ) -> None:
     for value in values:
@@ -47,7 +51,11 @@ def push(
 
 
 async def apush(
-    client: CacheClientAsync, cache_name: str, name: str, values: list[bytes], ttl: timedelta,
+    client: CacheClientAsync,
+    cache_name: str,
+    name: str,
+    values: list[bytes],
+    ttl: timedelta,
     max_len: int | None,
 ) -> None:
     for value in values:  # in order: each push waits for the previous one

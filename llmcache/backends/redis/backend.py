@@ -7,7 +7,9 @@ Sync calls use ``redis.Redis``, async calls ``redis.asyncio`` (native, no thread
 its own connection pool, created on first use by :meth:`RedisBackend._create_sync_client` /
 :meth:`RedisBackend._create_async_client` (:mod:`.clients`), the factory
 :class:`RedisClusterBackend` overrides. The async side keeps one client per live event loop
-(:class:`~.pool.LoopBoundClient`).
+(:class:`~.pool.LoopBoundClient`). Namespace views
+(:meth:`~llmcache.backends.base.Backend.in_namespace`) use their owner's pools and clients,
+including those created after the view; only the owner closes them.
 
 Time budget: every operation runs in one budget of ``socket_timeout`` (:mod:`.budget`) covering
 the wait for a pooled connection, connecting (bounded on its own by ``socket_connect_timeout``)
@@ -64,8 +66,10 @@ class RedisBackend(RedisClients, RedisLists, Backend):
         self.username = self.options.username or self.url.username
         secret = self.options.password
         self._password = secret.get_secret_value() if secret else self.url.password
+        # Shared with this backend's namespace views (never re-bound): the sync client, made on
+        # first use, and one async client per event loop.
         self._lock = threading.Lock()
-        self._sync: Any = None
+        self._sync = _SyncClient()
         self._async = LoopBoundClient(self._create_async_client)
 
     @classmethod
@@ -74,11 +78,12 @@ class RedisBackend(RedisClients, RedisLists, Backend):
 
     # -- clients, errors ------------------------------------------------------------------------
     def _client(self) -> Any:
-        if self._sync is None:
+        slot = self._sync
+        if slot.client is None:
             with self._lock, self._errors("connect"):
-                if self._sync is None:
-                    self._sync = self._create_sync_client()
-        return self._sync
+                if slot.client is None:
+                    slot.client = self._create_sync_client()
+        return slot.client
 
     async def _aclient(self) -> Any:
         with self._errors("connect"):
@@ -125,8 +130,10 @@ class RedisBackend(RedisClients, RedisLists, Backend):
             _unlink(client, batch)
 
     def close(self) -> None:
+        if self.is_view:  # the owner's clients: the owner closes them
+            return
         with self._lock:
-            client, self._sync = self._sync, None
+            client, self._sync.client = self._sync.client, None
         if client is not None:
             client.close()
         self._async.drop()
@@ -230,6 +237,8 @@ class RedisBackend(RedisClients, RedisLists, Backend):
             await keys.aclose()
 
     async def aclose(self) -> None:
+        if self.is_view:
+            return
         await self._async.aclose()
         self.close()
 
@@ -299,6 +308,15 @@ class RedisBackend(RedisClients, RedisLists, Backend):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.url.where!r}, namespace={self.namespace!r})"
+
+
+class _SyncClient:
+    """The sync client of a backend and its namespace views, created on first use."""
+
+    __slots__ = ("client",)
+
+    def __init__(self) -> None:
+        self.client: Any = None
 
 
 # A pipeline of single-key UNLINKs: one round trip on a node, one per node on a cluster, and no

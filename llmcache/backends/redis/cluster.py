@@ -67,17 +67,28 @@ class RedisClusterBackend(RedisBackend):
     """A Redis / Valkey cluster (ElastiCache with cluster mode enabled: the configuration endpoint).
 
     Keys spread over slots; pipelines are grouped per node by the driver and ``clear`` scans every
-    primary. Keyed commands go through a breaker per node (:attr:`node_breakers`).
+    primary. Keyed commands go through a breaker per node (:attr:`node_breakers`). Namespace
+    views share the owner's clients, node breakers and slot-map watches.
     """
 
     _cluster = True
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        #: Fault state per node address; replace it to change thresholds (tests do).
-        self.node_breakers = NodeBreakers()
+        # Shared with this backend's namespace views (never re-bound), as the clients are.
+        self._breakers = _Shared(NodeBreakers())
         self._refreshes: set[Any] = set()  # background slot-map refreshes (tasks), kept alive
         self._watch_lock = threading.Lock()
+
+    @property
+    def node_breakers(self) -> NodeBreakers:
+        """Fault state per node address; replace it to change thresholds (tests do). One for a
+        backend and its namespace views: they use the same nodes through the same clients."""
+        return self._breakers.value
+
+    @node_breakers.setter
+    def node_breakers(self, value: NodeBreakers) -> None:
+        self._breakers.value = value
 
     def _create_sync_client(self) -> Any:
         return sync_cluster(self.url.nodes, retry=self._retry(Retry), **self._client_kwargs())
@@ -240,6 +251,15 @@ class RedisClusterBackend(RedisBackend):
     async def aadd(self, key: str, value: bytes, ttl: float | None = None) -> bool:
         with self._node(await self._aclient(), key):
             return await super().aadd(key, value, ttl)
+
+
+class _Shared:
+    """One value a backend and its namespace views see (re-binding it re-binds it for all)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: NodeBreakers) -> None:
+        self.value = value
 
 
 def _dropped(exc: BaseException) -> bool:
