@@ -215,6 +215,56 @@ class LLMCache:
         if (payload := plan.payload(answer)) is not None:
             plan.write(store.set, payload)
 
+    def peek(
+        self,
+        prompt: str,
+        llm_string: str,
+        *,
+        max_age: float | None = None,
+        namespace: str | None = None,
+    ) -> Hit | None:
+        """Look without counting (a waiter polling for another caller's answer): no stats, no
+        breaker change; a store fault or an unusable value is ``None``, never raised."""
+        key = self.key(prompt, llm_string)
+        if key is None or self.breaker.state != "closed":  # never take the probe's turn
+            return None
+        try:
+            data = self.store(namespace).get(key)
+        except Exception:
+            return None
+        return self._peeked(key, data, max_age)
+
+    async def apeek(
+        self,
+        prompt: str,
+        llm_string: str,
+        *,
+        max_age: float | None = None,
+        namespace: str | None = None,
+    ) -> Hit | None:
+        """Async :meth:`peek`."""
+        key = self.key(prompt, llm_string)
+        if key is None or self.breaker.state != "closed":  # never take the probe's turn
+            return None
+        try:
+            data = await self.store(namespace).aget(key)
+        except BaseException as exc:
+            as_fault(exc)  # re-raises the caller's own cancellation
+            return None
+        return self._peeked(key, data, max_age)
+
+    def _peeked(self, key: str, data: bytes | None, max_age: float | None) -> Hit | None:
+        if data is None:
+            return None
+        stamp = written_at(data)
+        age = None if stamp is None else max(0.0, time.time() - stamp)
+        if max_age is not None and (age is None or age > max_age):
+            return None
+        answers = self._materialized(key, data)
+        if not answers or len(answers) != 1:  # sample:k keys are not coalesced
+            return None
+        return Hit(answers[0], key, age)
+
     def store(self, namespace: str | None = None) -> Backend:
         """The backend, or its view of ``namespace`` (same connections; see ``in_namespace``)."""
         if namespace is None or namespace == self.backend.namespace:

@@ -28,17 +28,25 @@ from typing import Any, Self
 
 import orjson
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
-from langchain_core.outputs import Generation
+from langchain_core.language_models import BaseChatModel
+from langchain_core.outputs import ChatGeneration, Generation
 from pydantic import BaseModel
 
 from llmcache.adapters._generations import generations_from_json, generations_to_json
+from llmcache.adapters.langchain_cached import CachedChatModel, hit_metadata
 from llmcache.adapters.langchain_history import LangChainChatHistory
 from llmcache.adapters.langchain_store import LangChainByteStore
 from llmcache.cache import LLMCache
 from llmcache.config import Settings
 from llmcache.requestlog import RequestRecorder
 
-__all__ = ["LangChainByteStore", "LangChainCache", "LangChainChatHistory"]
+__all__ = [
+    "CachedChatModel",
+    "LangChainByteStore",
+    "LangChainCache",
+    "LangChainChatHistory",
+    "cached",
+]
 
 log = logging.getLogger("llmcache")
 
@@ -48,10 +56,20 @@ class LangChainCache(BaseCache):
 
     ``record_to``: append every request to this JSONL request log (for ``llmcache replay``).
     The log contains prompt text: store and share it as you would the prompts.
+    ``annotate_hits``: a chat hit's message carries ``response_metadata["llmcache"]`` (hit, age,
+    backend, key), as :func:`cached` answers do. Off by default: a hit is then exactly what was
+    stored (LangChain's own cache tests compare them).
     """
 
-    def __init__(self, cache: LLMCache, *, record_to: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        cache: LLMCache,
+        *,
+        record_to: str | os.PathLike[str] | None = None,
+        annotate_hits: bool = False,
+    ) -> None:
         self.cache = cache
+        self.annotate_hits = annotate_hits
         if cache.materialize is None:
             # Generations are rebuilt (and validated) from the stored JSON; a value read again
             # is memoised by the cache as an _Answer, which gives every hit objects of its own,
@@ -90,6 +108,8 @@ class LangChainCache(BaseCache):
         return self.cache.stats.as_dict()
 
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        if self.annotate_hits:
+            return self._annotated(self.cache.lookup_hit(prompt, llm_string), prompt, llm_string)
         hit = self._generations(self.cache.lookup(prompt, llm_string))
         if hit is not None and self.recorder is not None:
             self.recorder.record(prompt, llm_string, _usage(hit), hit=True)
@@ -106,6 +126,9 @@ class LangChainCache(BaseCache):
         self.cache.clear()
 
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
+        if self.annotate_hits:
+            found = await self.cache.alookup_hit(prompt, llm_string)
+            return self._annotated(found, prompt, llm_string)
         hit = self._generations(await self.cache.alookup(prompt, llm_string))
         if hit is not None and self.recorder is not None:
             self.recorder.record(prompt, llm_string, _usage(hit), hit=True)
@@ -132,6 +155,18 @@ class LangChainCache(BaseCache):
         if self.recorder is not None:
             self.recorder.close()
         await self.cache.aclose()
+
+    def _annotated(self, found: Any, prompt: str, llm_string: str) -> list[Generation] | None:
+        hit = None if found is None else self._generations(found.answer)
+        if hit is None:
+            return None
+        if self.recorder is not None:
+            self.recorder.record(prompt, llm_string, _usage(hit), hit=True)
+        meta = hit_metadata(self.cache, True, found.key, found.age_s)
+        for gen in hit:  # fresh objects of this hit alone: changed in place
+            if isinstance(gen, ChatGeneration):
+                gen.message.response_metadata = {**gen.message.response_metadata, "llmcache": meta}
+        return hit
 
     def _generations(self, answer: Any) -> list[Generation] | None:
         if answer is None:
@@ -292,3 +327,47 @@ def _usage(generations: Sequence[Generation]) -> dict[str, int] | None:
     except Exception:  # odd usage objects: the request is still recorded, without tokens
         return None
     return None
+
+
+def cached(
+    model: BaseChatModel,
+    url: str | None = None,
+    *,
+    cache: LangChainCache | LLMCache | None = None,
+    single_flight: bool | None = None,
+    lease_ttl: float | None = None,
+    settings: Settings | None = None,
+    **options: Any,
+) -> CachedChatModel:
+    """``model`` as a chat model whose invoke, stream, batch and async calls are cached.
+
+    The store: ``cache`` (share one with the global ``LangChainCache``), else the backend
+    ``url`` names (``options`` as for :meth:`LangChainCache.from_url`), else settings
+    (``LLMCACHE_*``). Entries are shared with the global cache on the same store and namespace:
+    same prompt, same llm_string, same key. ``single_flight`` (default: the ``single_flight``
+    setting, on when unset) makes concurrent identical misses one model call; ``lease_ttl``
+    bounds how long callers wait for another's call.
+    """
+    from llmcache.config import load_settings
+
+    if cache is not None and (url is not None or options):
+        raise TypeError("cached(): give either cache= or a url with options, not both")
+    if isinstance(cache, LangChainCache):
+        store = cache
+    elif isinstance(cache, LLMCache):
+        store = LangChainCache(cache)
+    elif url is not None:
+        store = LangChainCache.from_url(url, **options)
+    else:
+        if options:
+            raise TypeError(f"cached(): options {sorted(options)} need a url")
+        settings = settings or load_settings()
+        store = LangChainCache.from_settings(settings)
+        single_flight = settings.single_flight if single_flight is None else single_flight
+        lease_ttl = settings.lease_ttl if lease_ttl is None else lease_ttl
+    return CachedChatModel(
+        model=model,
+        store=store,
+        single_flight=True if single_flight is None else single_flight,
+        lease_ttl=lease_ttl,
+    )
