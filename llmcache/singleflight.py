@@ -94,10 +94,11 @@ class _Flight:
     change only under the SingleFlight's lock.
     """
 
-    __slots__ = ("done", "event", "ok", "value", "waiters")
+    __slots__ = ("done", "event", "joined", "ok", "value", "waiters")
 
     def __init__(self) -> None:
         self.done = False
+        self.joined = 0  # callers that found this flight running (they will read ``value``)
         self.event: threading.Event | None = None
         self.ok = False
         self.value: Any = None
@@ -414,15 +415,25 @@ class SingleFlight:
         with self._lock:
             flight = self._flights.get(key)
             if flight is not None:
+                flight.joined += 1
                 return flight, False
             flight = self._flights[key] = _Flight()
             return flight, True
 
     def _finish(self, key: str, flight: _Flight, ok: bool, value: Any) -> None:
-        """End ``flight`` (``ok``: with ``value``; else waiters retry) and wake its waiters."""
+        """End ``flight`` (``ok``: with ``value``; else waiters retry) and wake its waiters.
+
+        Waiters get a snapshot of ``value`` taken now, before the leader's caller has it: that
+        caller may change its answer (LangChain stamps its run id on a cached message) while the
+        waiters copy theirs, even in other threads.
+        """
         with self._lock:
             if self._flights.get(key) is flight:
-                del self._flights[key]
+                del self._flights[key]  # from here on no caller joins this flight
+            shared = flight.joined > 0
+        if ok and shared:
+            value = self._copy(value)
+        with self._lock:
             flight.ok, flight.value, flight.done = ok, value, True
             waiters, flight.waiters = flight.waiters, []
             if flight.event is not None:
@@ -435,13 +446,21 @@ class SingleFlight:
         """What a waiter of a finished flight returns: the stored answer it just looked up, else
         a deep copy of the leader's value (no two callers share a mutable answer); counted."""
         if hit is None:
-            try:
-                hit = copy.deepcopy(flight.value)
-            except Exception as exc:  # an answer that cannot be copied: compute our own
-                log.debug("llmcache single-flight: leader's answer cannot be copied: %s", exc)
-                return _UNSHAREABLE
+            hit = self._copy(flight.value)
+            if hit is _UNSHAREABLE:
+                return hit
         self._count("coalesced")
         return hit
+
+    @staticmethod
+    def _copy(value: Any) -> Any:
+        if value is _UNSHAREABLE:
+            return value
+        try:
+            return copy.deepcopy(value)
+        except Exception as exc:  # an answer that cannot be copied: waiters compute their own
+            log.debug("llmcache single-flight: the leader's answer cannot be copied: %s", exc)
+            return _UNSHAREABLE
 
     def _orphan(self, key: str, lease: _Lease) -> None:
         with self._lock:

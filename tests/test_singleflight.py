@@ -210,6 +210,50 @@ def test_waiters_get_copies_when_nothing_was_stored() -> None:
     assert stats["coalesced"] == 5
 
 
+async def test_a_leader_changing_its_answer_does_not_change_the_waiters() -> None:
+    """The leader's caller edits its answer at once (LangChain stamps a run id on a cached
+    message): the waiters still get the answer the model gave."""
+    flight = SingleFlight(None)
+    model = Model(None, delay=0.2)
+
+    async def leader() -> dict[str, Any]:
+        answer = await flight.arun(KEY, model.alookup, model.acompute)
+        answer["text"] = "edited by the leader's caller"
+        answer["tokens"].append(4)
+        return answer
+
+    first = asyncio.create_task(leader())
+    await asyncio.sleep(0.05)
+    others = await asyncio.gather(
+        *(flight.arun(KEY, model.alookup, model.acompute) for _ in range(5))
+    )
+    assert (await first)["text"] == "edited by the leader's caller"
+    assert others == [ANSWER] * 5
+    assert model.calls == 1
+
+
+def test_an_answer_that_cannot_be_copied_is_computed_by_each_waiter() -> None:
+    """Nothing stored and the answer refuses deepcopy: waiters call the model themselves rather
+    than share one object (or fail)."""
+
+    class Uncopyable:
+        def __deepcopy__(self, memo: Any) -> Any:
+            raise TypeError("cannot copy")
+
+    flight = SingleFlight(None)
+    calls = []
+
+    def compute() -> Any:
+        calls.append(1)
+        time.sleep(0.2)
+        return Uncopyable()
+
+    results = in_threads(4, lambda: flight.run(KEY, lambda: None, compute))
+    assert all(isinstance(r, Uncopyable) for r in results)
+    assert len({id(r) for r in results}) == 4
+    assert len(calls) == 4
+
+
 def test_a_store_without_atomic_add_coalesces_in_process() -> None:
     class Plain(Backend):  # the five methods only: no AtomicAdd
         def __init__(self) -> None:
