@@ -18,7 +18,7 @@ import logging
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -27,8 +27,9 @@ from llmcache._breaker import CircuitBreaker
 from llmcache._guard import Guard, OnError, as_fault, check_ttl
 from llmcache._update import Update
 from llmcache.backends.base import Backend
+from llmcache.backends.tiered import with_l1
 from llmcache.codec import Codec, written_at
-from llmcache.config import Settings, encryption_keys, load_settings
+from llmcache.config import L1Settings, Settings, encryption_keys, load_settings
 from llmcache.keys import KeyDecision, KeyPolicy
 from llmcache.registry import backend_from_settings, create_backend
 from llmcache.stats import Stats
@@ -106,6 +107,7 @@ class LLMCache:
         on_error: OnError = "miss",
         compress_min_bytes: int | None = _defaults.COMPRESS_MIN_BYTES,
         encryption_key: str | None = None,
+        l1: L1Settings | Mapping[str, Any] | bool | None = None,
         **options: Any,
     ) -> Self:
         """Build a cache on the backend named by ``url``; ``options`` go to the backend.
@@ -117,8 +119,11 @@ class LLMCache:
         instead (``LLMCACHE_REDIS_PASSWORD``, ``LLMCACHE_REDIS_USERNAME``,
         ``LLMCACHE_MOMENTO_API_KEY`` or ``MOMENTO_API_KEY``), use ``from_settings``.
         Messages and ``repr`` never show a password (see :func:`llmcache.registry.redact_url`).
+
+        ``l1``: an in-process first tier in front of the store (``True``, or
+        ``{"max_entries": ..., "ttl": ...}``; see docs/two-tiers.md).
         """
-        backend = create_backend(url, namespace=namespace, **options)
+        backend = with_l1(create_backend(url, namespace=namespace, **options), l1)
         return cls(
             backend,
             policy=policy,
@@ -134,7 +139,7 @@ class LLMCache:
     def from_settings(cls, settings: Settings | None = None) -> Self:
         """Build a cache from :class:`Settings` (read from env/files when not given)."""
         settings = settings or load_settings()
-        backend = backend_from_settings(settings)
+        backend = with_l1(backend_from_settings(settings), settings.l1)
         policy = KeyPolicy(
             temperature=settings.key.temperature,
             version=settings.key.version,
@@ -352,9 +357,7 @@ class LLMCache:
         return self.policy.explain(prompt, llm_string)
 
     # -- internals ----------------------------------------------------------------------------
-    def _decide(
-        self, prompt: str, llm_string: str, *, lookup: bool = False
-    ) -> KeyDecision | None:
+    def _decide(self, prompt: str, llm_string: str, *, lookup: bool = False) -> KeyDecision | None:
         decision = self.policy.decide(prompt, llm_string)
         if decision.key is None:
             if lookup:  # one request = one lookup (+ one update): count its bypass once
@@ -418,9 +421,7 @@ class LLMCache:
             self.stats.incr("skipped_after_fault")
         return True
 
-    def _update_plan(
-        self, prompt: str, llm_string: str, ttl: float | None = None
-    ) -> Update | None:
+    def _update_plan(self, prompt: str, llm_string: str, ttl: float | None = None) -> Update | None:
         """The steps of an update, or None when it is bypassed or follows a failed lookup."""
         decision = self._decide(prompt, llm_string)
         if decision is None or decision.key is None or self._skip_update(decision.key):

@@ -438,3 +438,22 @@ def test_a_chain_with_the_wrapper_is_cached() -> None:
     assert chain.batch([{"topic": "Paris"}, {"topic": "Rome"}])[1].response_metadata["llmcache"][
         "hit"
     ]
+
+
+# -- two tiers through the public constructors ---------------------------------------------------
+def test_l1_from_url_keyword_and_from_settings(
+    monkeypatch: pytest.MonkeyPatch, clean_env: None
+) -> None:
+    from llmcache.backends.tiered import TieredBackend
+
+    chat = cached(_model(), "memory://", l1={"max_entries": 10, "ttl": 5})
+    chat.invoke("q")
+    assert isinstance(chat.llmcache.backend, TieredBackend)
+    assert _flag(chat.invoke("q"))["backend"] == "memory+l1"
+    with pytest.raises(ConfigError, match="max_entrie"):
+        cached(_model(), "memory://", l1={"max_entrie": 10})
+    monkeypatch.setenv("LLMCACHE_URL", "memory://")
+    monkeypatch.setenv("LLMCACHE_L1__TTL", "2")
+    assert isinstance(LLMCache.from_settings().backend, TieredBackend)
+    monkeypatch.delenv("LLMCACHE_L1__TTL")
+    assert not isinstance(LLMCache.from_settings().backend, TieredBackend)

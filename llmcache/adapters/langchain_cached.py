@@ -37,6 +37,7 @@ from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from pydantic import ConfigDict, PrivateAttr
 
 from llmcache.adapters import _chunks
+from llmcache.backends.base import Backend
 from llmcache.cache import Hit, LLMCache
 from llmcache.controls import CONFIG_KEY, Controls
 from llmcache.singleflight import SingleFlight
@@ -51,8 +52,10 @@ KEY_SHOWN = 16  # characters of the cache key shown in the hit flag
 def backend_name(cache: LLMCache) -> str:
     """A short name for the store (``redis``, ``momento``, ...), for the hit flag."""
     backend = cache.backend
-    name = getattr(backend, "kind", None)
-    return name if isinstance(name, str) else type(backend).__name__.removesuffix("Backend").lower()
+    tiers = ""
+    if isinstance(l2 := getattr(backend, "l2", None), Backend):  # two tiers: name the store
+        backend, tiers = l2, "+l1"
+    return type(backend).__name__.removesuffix("Backend").lower() + tiers
 
 
 def hit_metadata(
