@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 import pytest_asyncio
 
-from llmcache.backends.base import Backend
+from llmcache.backends.base import VIEW_CACHE_SIZE, Backend
 from llmcache.errors import ConfigError
 from llmcache.testing.ops import ForeignKeys, Ops
 
@@ -377,6 +377,21 @@ class BackendContract:
         assert await twin.get("k") == b"2"
         await store.clear()
         assert await twin.get("k") is None
+
+    async def test_a_view_let_go_by_the_cache_still_agrees_with_its_successor(
+        self, store: Ops, namespace: str, views: Callable[[Backend, str], Ops]
+    ) -> None:
+        old = views(store.backend, namespace + "v")
+        for i in range(VIEW_CACHE_SIZE):  # pushes the first view out of the owner's cache
+            store.backend.in_namespace(f"{namespace}f{i}")
+        new = views(store.backend, namespace + "v")
+        assert new.backend is not old.backend
+        await old.set("k", b"1")
+        assert await new.get("k") == b"1"
+        await new.clear()
+        assert await old.get("k") is None
+        await new.set("k", b"2")
+        assert await old.get("k") == b"2"
 
     async def test_view_shares_the_owner_connections(
         self, make_backend: Callable[[str], Backend], mode: str, namespace: str
