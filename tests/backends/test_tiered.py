@@ -461,3 +461,73 @@ def test_from_url_builds_the_l2_and_the_l1() -> None:
     assert (tiered.namespace, tiered.l1_ttl, tiered.l1_max_entries) == ("x", 3.0, 10_000)
     assert isinstance(tiered.l2, MemoryBackend)
     assert tiered.l2.max_entries == 5
+
+
+# -- concurrency: after the writers stop, the L1 agrees with the L2 -------------------------------
+@pytest.fixture(params=["memory", pytest.param("redis", marks=pytest.mark.redis)])
+def shared_l2(request: pytest.FixtureRequest) -> Iterator[Backend]:
+    if request.param == "memory":
+        yield MemoryBackend()
+        return
+    server = request.getfixturevalue("standalone")
+    backend = create_backend(server.url, namespace=new_namespace(), **REDIS_RELAXED)
+    yield backend
+    backend.clear()
+    backend.close()
+
+
+def _agrees(tiered: TieredBackend, l2: Backend, keys: list[str]) -> list[str]:
+    return [k for k in keys if tiered.get(k) != l2.get(k)]
+
+
+def test_racing_threads_leave_the_l1_agreeing_with_the_l2(shared_l2: Backend) -> None:
+    tiered = TieredBackend(shared_l2)
+    keys = [f"k{i}" for i in range(8)]
+    stop = time.monotonic() + 1.0
+    errors: list[BaseException] = []
+
+    def work(w: int) -> None:
+        n = 0
+        try:
+            while time.monotonic() < stop:
+                key, n = keys[(w * 7 + n) % len(keys)], n + 1
+                op = (w + n) % 5
+                if op == 0:
+                    tiered.set(key, f"{w}:{n}".encode(), ttl=60)
+                elif op == 1 and n % 7 == 0:
+                    tiered.delete(key)
+                elif op == 2 and n % 50 == 0:
+                    tiered.clear()
+                else:
+                    tiered.get(key)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert _agrees(tiered, shared_l2, keys) == []
+
+
+async def test_racing_tasks_leave_the_l1_agreeing_with_the_l2(shared_l2: Backend) -> None:
+    tiered = TieredBackend(shared_l2)
+    keys = [f"k{i}" for i in range(8)]
+
+    async def work(w: int) -> None:
+        for n in range(60):
+            key = keys[(w * 7 + n) % len(keys)]
+            op = (w + n) % 5
+            if op == 0:
+                await tiered.aset(key, f"{w}:{n}".encode(), ttl=60)
+            elif op == 1 and n % 7 == 0:
+                await tiered.adelete(key)
+            elif op == 2 and n % 50 == 0:
+                await tiered.aclear()
+            else:
+                await tiered.aget(key)
+
+    await asyncio.gather(*(work(w) for w in range(16)))
+    assert _agrees(tiered, shared_l2, keys) == []
