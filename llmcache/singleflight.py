@@ -49,6 +49,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
 from llmcache import _defaults
+from llmcache._breaker import CircuitBreaker
 from llmcache._guard import as_fault
 from llmcache.backends.base import Backend
 from llmcache.backends.capabilities import AtomicAdd
@@ -128,6 +129,13 @@ _NO_LEASE = _Lease()
 _UNSHAREABLE = object()
 
 
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
 def _wake(future: asyncio.Future[None]) -> None:
     if not future.done():  # a waiter that timed out or was cancelled has gone
         future.set_result(None)
@@ -159,6 +167,9 @@ class SingleFlight:
         self.stats = stats
         # Checked once: a runtime protocol check costs microseconds per call.
         self._adder: AtomicAdd | None = backend if isinstance(backend, AtomicAdd) else None
+        # Lease faults trip a breaker of our own: while the store keeps failing, misses skip
+        # the lease (coalescing in process only) instead of paying a store timeout each.
+        self._breaker = CircuitBreaker(_defaults.BREAKER_FAILURES, _defaults.BREAKER_COOLDOWN)
         self._poll_cap = max(self.poll, POLL_CAP)
         self._lock = threading.Lock()
         self._flights: dict[str, _Flight] = {}
@@ -243,22 +254,30 @@ class SingleFlight:
     def _add(self, key: str, token: bytes) -> bool | None:
         """Whether we took the lease; ``None`` on a store fault (counted)."""
         assert self._adder is not None
+        if not self._breaker.allow():
+            return None
         try:
-            return bool(self._adder.add(LEASE_PREFIX + key, token, ttl=self.lease_ttl))
+            added = bool(self._adder.add(LEASE_PREFIX + key, token, ttl=self.lease_ttl))
         except BaseException as exc:
             self._fault("lease add", as_fault(exc))
             return None
+        self._breaker.success()
+        return added
 
     def _release(self, key: str, lease: _Lease) -> None:
         if lease.token is None or self.backend is None:
             return
-        try:
-            if self._maybe_lost(lease) and self.backend.get(LEASE_PREFIX + key) != lease.token:
-                return
-            self.backend.delete(LEASE_PREFIX + key)
-        except BaseException as exc:
-            self._fault("lease delete", as_fault(exc))
+        if not self._breaker.allow():
             self._orphan(key, lease)
+            return
+        try:
+            if not self._maybe_lost(lease) or self.backend.get(LEASE_PREFIX + key) == lease.token:
+                self.backend.delete(LEASE_PREFIX + key)
+        except BaseException as exc:
+            self._orphan(key, lease)  # first: our own cancellation re-raises below
+            self._fault("lease delete", as_fault(exc))
+        else:
+            self._breaker.success()
 
     def _wait_flight(self, flight: _Flight, deadline: float) -> bool:
         """Wait for ``flight`` until ``deadline``; True when it finished."""
@@ -357,25 +376,33 @@ class SingleFlight:
 
     async def _aadd(self, key: str, token: bytes) -> bool | None:
         assert self._adder is not None
+        if not self._breaker.allow():
+            return None
         try:
-            return bool(await self._adder.aadd(LEASE_PREFIX + key, token, ttl=self.lease_ttl))
+            added = bool(await self._adder.aadd(LEASE_PREFIX + key, token, ttl=self.lease_ttl))
         except BaseException as exc:
             self._fault("lease add", as_fault(exc))
             return None
+        self._breaker.success()
+        return added
 
     async def _arelease(self, key: str, lease: _Lease) -> None:
         if lease.token is None or self.backend is None:
             return
+        if not self._breaker.allow():
+            self._orphan(key, lease)
+            return
         try:
             if (
-                self._maybe_lost(lease)
-                and await self.backend.aget(LEASE_PREFIX + key) != lease.token
+                not self._maybe_lost(lease)
+                or await self.backend.aget(LEASE_PREFIX + key) == lease.token
             ):
-                return
-            await self.backend.adelete(LEASE_PREFIX + key)
+                await self.backend.adelete(LEASE_PREFIX + key)
         except BaseException as exc:
+            self._orphan(key, lease)  # first: our own cancellation re-raises below
             self._fault("lease delete", as_fault(exc))
-            self._orphan(key, lease)
+        else:
+            self._breaker.success()
 
     async def _arelease_shielded(self, key: str, lease: _Lease) -> None:
         if lease.token is None:
@@ -438,7 +465,11 @@ class SingleFlight:
             waiters, flight.waiters = flight.waiters, []
             if flight.event is not None:
                 flight.event.set()
+        here = _running_loop()
         for loop, future in waiters:
+            if loop is here:  # no self-pipe write per waiter
+                loop.call_soon(_wake, future)
+                continue
             with contextlib.suppress(RuntimeError):  # a closed loop: its waiter is gone too
                 loop.call_soon_threadsafe(_wake, future)
 
@@ -492,6 +523,8 @@ class SingleFlight:
             self.stats.incr(name)
 
     def _fault(self, op: str, exc: Exception) -> None:
+        if op != "lookup":  # the caller's lookup has its own failure policy
+            self._breaker.failure()
         if self.stats is not None:
             self.stats.incr("errors")
         log.debug("llmcache single-flight: %s failed (%r); the caller calls the model", op, exc)

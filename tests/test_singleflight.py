@@ -464,8 +464,10 @@ class Faulty(Backend):
     def __init__(self, inner: Backend, fail: set[str]) -> None:
         super().__init__(namespace=inner.namespace)
         self.inner, self.fail = inner, fail
+        self.attempts: dict[str, int] = {}
 
     def _check(self, op: str) -> None:
+        self.attempts[op] = self.attempts.get(op, 0) + 1
         if op in self.fail:
             raise BackendError(f"{op} failed: store down")
 
@@ -525,6 +527,18 @@ async def test_lease_faults_never_fail_the_call(lease_store: Backend, fail: set[
     model_sync = Model(store, delay=0.1)
     assert in_threads(3, lambda: model_sync.call(flight)) == [ANSWER] * 3
     assert model_sync.calls == 1
+
+
+def test_a_failing_lease_store_is_skipped_for_a_while(lease_store: Backend) -> None:
+    """After a few lease faults in a row, misses stop touching the lease (no store timeout per
+    call while the store is down) and still get their answers."""
+    store = Faulty(lease_store, {"add"})
+    stats = Stats()
+    flight = SingleFlight(store, stats=stats)
+    for i in range(20):
+        assert flight.run(f"{KEY}:{i}", lambda: None, lambda: "answer") == "answer"
+    assert store.attempts["add"] == 5  # _defaults.BREAKER_FAILURES, then skipped
+    assert stats["errors"] == 5
 
 
 def test_a_failing_lookup_while_polling_calls_the_model_at_once(lease_store: Backend) -> None:
