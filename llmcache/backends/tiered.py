@@ -319,6 +319,8 @@ class TieredBackend(Backend):
             self._l1.clear(self.namespace)
 
     def close(self) -> None:
+        if self.is_view:  # a view owns nothing; its L2 may be the owner's very backend
+            return
         self.l2.close()
 
     # -- the async twins: the L1 part in memory, the L2 part on the L2's async methods ---------
@@ -362,6 +364,8 @@ class TieredBackend(Backend):
             self._l1.clear(self.namespace)
 
     async def aclose(self) -> None:
+        if self.is_view:
+            return
         await self.l2.aclose()
 
     # -- what it can say ----------------------------------------------------------------------

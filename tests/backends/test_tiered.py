@@ -531,3 +531,15 @@ async def test_racing_tasks_leave_the_l1_agreeing_with_the_l2(shared_l2: Backend
 
     await asyncio.gather(*(work(w) for w in range(16)))
     assert _agrees(tiered, shared_l2, keys) == []
+
+
+def test_closing_a_view_of_the_owners_namespace_leaves_the_owner_open() -> None:
+    l2 = MemoryBackend(namespace="a")
+    closed: list[str] = []
+    l2.close = lambda: closed.append("l2")  # type: ignore[method-assign]
+    tiered = TieredBackend(l2)
+    back = tiered.in_namespace("b").in_namespace("a")  # a view, on the owner's very L2
+    back.close()
+    assert closed == []
+    tiered.close()
+    assert closed == ["l2"]
