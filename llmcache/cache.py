@@ -280,6 +280,45 @@ class LLMCache:
         """The cache key of this request; None when the policy bypasses it (nothing counted)."""
         return self.policy.decide(prompt, llm_string).key
 
+    def forget(self, prompt: str, llm_string: str, *, namespace: str | None = None) -> bool:
+        """Delete this request's entry (all its ``sample:k`` answers): the one answer a user
+        reported as wrong, without clearing the namespace. True if an entry was there.
+
+        A store fault follows ``on_error`` (counted; raised with ``on_error="raise"``) and
+        returns False.
+        """
+        key = self.key(prompt, llm_string)
+        if key is None:
+            return False
+        store = self.store(namespace)
+        found = False
+        with self.guard.run("forget", "nothing forgotten") as ok:
+            found = store.get(key) is not None
+            store.delete(key)
+        self._forget_local(key)
+        return found and ok.ok
+
+    async def aforget(
+        self, prompt: str, llm_string: str, *, namespace: str | None = None
+    ) -> bool:
+        """Async :meth:`forget`."""
+        key = self.key(prompt, llm_string)
+        if key is None:
+            return False
+        store = self.store(namespace)
+        found = False
+        with self.guard.run("forget", "nothing forgotten") as ok:
+            found = await store.aget(key) is not None
+            await store.adelete(key)
+        self._forget_local(key)
+        return found and ok.ok
+
+    def _forget_local(self, key: str) -> None:
+        with self._memo_lock:
+            self._memo.pop(key, None)
+        with self._turns_lock:
+            self._turns.pop(key, None)
+
     def clear(self) -> None:
         """Remove every entry of this cache's namespace (other namespaces are untouched)."""
         with self.guard.run("clear"):
