@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from llmcache.backends.base import Backend
+from llmcache.backends.capabilities import AtomicAdd
 from llmcache.backends.memory import MemoryBackend
 from llmcache.errors import BackendError, ConfigError
 from llmcache.registry import create_backend
@@ -411,8 +412,8 @@ def test_a_dead_leader_is_waited_for_at_most_lease_ttl(
     """Another process took the lease and died. Callers wait ``lease_ttl`` (no earlier), then
     call the model themselves: the lease expired and was taken over, or it is stuck (another
     process's longer ttl) and they give up on it."""
-    assert isinstance(lease_store, MemoryBackend) or hasattr(lease_store, "add")
-    lease_store.add(LEASE_PREFIX + KEY, b"dead process", ttl=lease_life)  # type: ignore[attr-defined]
+    assert isinstance(lease_store, AtomicAdd)
+    lease_store.add(LEASE_PREFIX + KEY, b"dead process", ttl=lease_life)
     stats = Stats()
     flight = SingleFlight(lease_store, lease_ttl=0.5, poll=0.02, stats=stats)
     model = Model(lease_store, delay=0.1)
