@@ -55,11 +55,11 @@ from llmcache.backends.base import Backend, BackendOptions, describe
 from llmcache.backends.capabilities import TTL, AtomicAdd, Batch, KeyListing, Lists, MaxLen
 from llmcache.config import L1Settings
 from llmcache.errors import ConfigError
+# Keys with this prefix (single-flight leases) bypass the L1: read and written in the L2 only.
+from llmcache.singleflight import LEASE_PREFIX
 
 __all__ = ["LEASE_PREFIX", "TieredBackend", "with_l1"]
 
-#: Keys with this prefix (single-flight leases) bypass the L1: read and written in the L2 only.
-LEASE_PREFIX = "lease:"
 #: Values larger than this (bytes) are not kept in the L1: an LLM answer is a few KB, and the
 #: cap bounds the L1's memory at max_entries x 1 MiB whatever is stored.
 _MAX_L1_VALUE = 1024 * 1024
