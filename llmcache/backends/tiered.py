@@ -55,8 +55,7 @@ from llmcache.backends.base import Backend, BackendOptions, describe
 from llmcache.backends.capabilities import TTL, AtomicAdd, Batch, KeyListing, Lists, MaxLen
 from llmcache.config import L1Settings
 from llmcache.errors import ConfigError
-# Keys with this prefix (single-flight leases) bypass the L1: read and written in the L2 only.
-from llmcache.singleflight import LEASE_PREFIX
+from llmcache.singleflight import LEASE_PREFIX  # leases bypass the L1: read and written in L2
 
 __all__ = ["LEASE_PREFIX", "TieredBackend", "with_l1"]
 
