@@ -64,8 +64,9 @@ def bench(
             task = progress.add_task("benchmarking", total=total_ops(config))
             results = run_bench(config, tick=lambda n: progress.advance(task, n))
     except LLMCacheError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}")
-        raise typer.Exit(1) from None
+        from llmcache.cli import fail  # not at the top: the cli module imports this one
+
+        raise fail(exc) from None
     value_bytes = (
         statistics.fmean(r.bytes_per_entry for r in results if r.bytes_per_entry)
         if any(r.bytes_per_entry for r in results)
@@ -91,6 +92,13 @@ def bench(
     if plot is not None:
         _plot(results, costs, plot)
         console.print(f"plot written to {plot}")
+    failed = [r for r in results if r.error]
+    if failed:
+        from llmcache.cli import ExitCode, print_error
+
+        for result in failed:
+            print_error(f"{_label(result.url)}: {result.error}")
+        raise typer.Exit(code=int(ExitCode.STORE))
 
 
 def _label(url: str) -> str:

@@ -61,10 +61,11 @@ def test_clear_stats_and_doctor_on_disk(tmp_path: Path) -> None:
 
 def test_bad_url_is_a_clear_error_not_a_traceback() -> None:
     result = runner.invoke(app, ["doctor", "--url", "memcached://x"])
-    assert result.exit_code == 1
-    assert "unknown cache URL scheme 'memcached'" in result.output
+    assert result.exit_code == 3  # configuration error
+    assert "unknown cache URL scheme 'memcached'" in result.stderr
     result = runner.invoke(app, ["stats", "--url", "memory://?max_entries=no"])
-    assert result.exit_code == 1 and "max_entries" in result.output
+    assert result.exit_code == 3 and "max_entries" in result.stderr
+    assert result.stdout == ""
 
 
 def test_demo_without_langchain_says_which_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,8 +73,8 @@ def test_demo_without_langchain_says_which_extra(monkeypatch: pytest.MonkeyPatch
 
     monkeypatch.setitem(sys.modules, "llmcache._demo", None)  # as if langchain-core were missing
     result = runner.invoke(app, ["demo", "--latency", "0"])
-    assert result.exit_code == 1
-    assert "pip install 'llmcache[langchain]'" in result.output
+    assert result.exit_code == 3  # a missing extra is a configuration error
+    assert "pip install 'llmcache[langchain]'" in result.stderr
 
 
 def test_demo_says_run_it_again_only_when_the_next_process_can_hit(tmp_path: Path) -> None:

@@ -121,7 +121,7 @@ def test_env_options_that_do_not_apply_to_the_scheme_name_their_source(
 def test_toml_options_that_do_not_apply_to_the_scheme_name_their_source(tmp_path: Path) -> None:
     (tmp_path / "llmcache.toml").write_text('url = "memory://"\n[options]\nsocket_timeout = 0.5\n')
     result = runner.invoke(app, ["doctor"])
-    assert result.exit_code == 1
+    assert result.exit_code == 3  # configuration error (docs/cli.md)
     assert "socket_timeout" in result.output and "llmcache.toml" in result.output
 
 
@@ -148,7 +148,7 @@ def test_a_disk_path_that_is_a_file_is_a_config_error_naming_it(tmp_path: Path) 
     with pytest.raises(ConfigError, match="not-a-dir/sub"):  # a directory under a file
         create_backend(f"disk://{file}/sub")
     result = runner.invoke(app, ["stats", "--url", f"disk://{file}"])
-    assert result.exit_code == 1 and "not-a-dir" in result.output
+    assert result.exit_code == 3 and "not-a-dir" in result.stderr
     assert "Traceback" not in result.output
 
 

@@ -353,7 +353,7 @@ def test_cli_bad_line_is_a_clear_error_or_skipped(tmp_path: Path) -> None:
     result = runner.invoke(app, ["replay", str(path), "--skip-bad"])
     assert result.exit_code == 0 and "skipped 1 bad lines" in result.output
     result = runner.invoke(app, ["replay", str(path), "-p", "sample:1"])
-    assert result.exit_code == 1 and "sample needs k >= 2" in result.output
+    assert result.exit_code == 3 and "sample needs k >= 2" in result.output
 
 
 def test_record_to_setting_turns_recording_on(

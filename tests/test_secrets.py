@@ -65,8 +65,8 @@ def test_config_errors_never_show_the_password(url: str) -> None:
 @pytest.mark.parametrize("url", BAD_URLS[:4])
 def test_cli_doctor_never_shows_the_password(url: str) -> None:
     result = runner.invoke(app, ["doctor", "--url", url])
-    assert result.exit_code == 1
-    assert "error" in result.output
+    assert result.exit_code == 3  # configuration error (docs/cli.md)
+    assert "error" in result.stderr
     assert SECRET not in result.output, result.output
 
 
@@ -76,7 +76,7 @@ def test_unknown_settings_option_error_never_shows_the_password(
     monkeypatch.setenv("LLMCACHE_URL", f"memory://:{SECRET}@x")
     monkeypatch.setenv("LLMCACHE_OPTIONS", '{"socket_timeout": 0.5}')
     result = runner.invoke(app, ["doctor"])
-    assert result.exit_code == 1 and "socket_timeout" in result.output
+    assert result.exit_code == 3 and "socket_timeout" in result.stderr
     assert SECRET not in result.output
 
 
