@@ -19,7 +19,10 @@ values are whatever the node returned.
   ``Send``, pydantic models, dataclasses and enums are stored; classes are named in the data
   but never imported from it: a class is rebuilt only if it is in ``allowed_types`` or this
   process has stored one itself. A value that cannot be stored is not cached (``unstorable``,
-  logged once); a stored value that does not decode is a miss (``decode_errors``).
+  logged once); a stored value that does not decode, or that is not node writes in LangGraph's
+  writes namespace, is a miss (``decode_errors``). The envelope's key check stops values moved
+  between keys; only encryption (``encryption_key``) stops someone who can write to the store
+  from forging a node's output outright, as with any cache.
 - **Namespaces.** Each LangGraph namespace tuple is a namespace view of the backend
   (:meth:`~llmcache.backends.base.Backend.in_namespace`) named ``lg.<node>.<hash>``: the
   hash covers the backend's namespace and the whole tuple, so graphs, nodes and caches never
@@ -66,7 +69,14 @@ from llmcache.errors import CodecError
 from llmcache.registry import backend_from_settings, create_backend
 from llmcache.stats import Stats
 
-__all__ = ["DEFAULT_NAMESPACE", "LangGraphCache", "ValueCodec"]
+__all__ = [
+    "CACHE_NS_WRITES",
+    "DEFAULT_NAMESPACE",
+    "LangGraphCache",
+    "ValueCodec",
+    "namespace_name",
+    "node_writes",
+]
 
 #: Namespace of ``from_url`` caches; ``from_settings`` uses ``<namespace setting>.langgraph``.
 DEFAULT_NAMESPACE = "langgraph"
@@ -77,6 +87,11 @@ _REGISTRY_LIST = "namespaces"
 _MARKER = "ns:"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-]+")
 _INT64 = (-(2**63), 2**64)  # orjson's integer range; others are stored as text
+# LangGraph's own names (langgraph._internal._constants, checked by a test): the namespace of
+# node writes, and the channels a finished node's cached writes never hold (LangGraph caches
+# only nodes that finished: no error, no interrupt).
+CACHE_NS_WRITES = "__pregel_ns_writes"
+_NEVER_CACHED = frozenset({"__error__", "__interrupt__"})
 
 
 # -- node outputs ⇄ JSON ----------------------------------------------------------------------
@@ -219,6 +234,21 @@ def _str(data: Any) -> str:
     if not isinstance(data, str):
         raise CodecError("stored value: expected a string")
     return data
+
+
+def node_writes(value: Any) -> Any:
+    """``value`` if it has the shape of a node's cached writes, ``(channel, value)`` pairs, as
+    LangGraph reads them; :class:`CodecError` otherwise (LangGraph would crash on it)."""
+    if not isinstance(value, list | tuple | deque):
+        raise CodecError("stored node writes are not a sequence")
+    pairs = []
+    for write in value:
+        if not (isinstance(write, list | tuple) and len(write) == 2 and isinstance(write[0], str)):
+            raise CodecError("stored node writes are not (channel, value) pairs")
+        if write[0] in _NEVER_CACHED:
+            raise CodecError(f"stored node writes hold {write[0]!r}, which LangGraph never caches")
+        pairs.append((write[0], write[1]))
+    return deque(pairs) if isinstance(value, deque) else type(value)(pairs)
 
 
 def _pair(data: Any) -> tuple[Any, Any]:
@@ -532,6 +562,8 @@ class LangGraphCache(BaseCache[Any]):
                 continue
             try:
                 value = self.values.decode(self.codec.decode(f"{name}/{key}", data))
+                if full[0][:1] == (CACHE_NS_WRITES,):
+                    value = node_writes(value)
             except Exception:  # CodecError; nothing a stored value holds may raise to callers
                 self._stats.incr("decode_errors")
                 self._stats.incr("misses")
