@@ -1,0 +1,564 @@
+"""False-hit vetoes: two prompts close in meaning that must not share an answer.
+
+An embedding puts "How do I enable X?" next to "How do I disable X?" and "flights from Paris to
+London" next to "flights from London to Paris". After the similarity threshold, each guard
+compares one feature of the two prompts and *vetoes* the hit when they differ:
+
+============  =====================================================================
+guard         vetoes when the two prompts differ in
+============  =====================================================================
+negation      how many negations they hold (not, no, never, n't, without, unable...)
+antonym       a word against its opposite (enable/disable, increase/decrease,
+              import/export; un-/dis-/non-/in- prefixes)
+number        the numbers they hold (digits, number words, ordinals: "2" = "two")
+date          month and weekday names, relative days, written dates (2024-01-02)
+entity        a proper noun of one (capitalised words, acronyms, mixed-case names)
+              that the other does not mention at all, in any case
+quoted        quoted literals ("...", '...', `...`, “...”)
+unit          units of measure and currencies (km/miles, °C/°F, $/€, GB/MB...)
+direction     who goes where: a word that is a source in one and a target in the
+              other ("A to B" vs "B to A", "from X" vs "to X", "A than B" vs "B than A")
+============  =====================================================================
+
+Heuristics, with no model and no download: they err on the side of a veto (a paraphrase that
+changes a number's spelling to "a couple" is a miss, a paid call, never a wrong answer). They
+never raise: text a guard cannot read vetoes the hit as ``error``.
+
+Example::
+
+    from llmcache.semantic.guards import vetoes
+
+    assert vetoes("How do I enable SSO?", "How do I disable SSO?") == ["antonym"]
+    assert vetoes("What is 2+2?", "what is 2 + 2") == []
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+
+__all__ = [
+    "ALL_GUARDS",
+    "DEFAULT_GUARDS",
+    "GUARDS",
+    "Features",
+    "differences",
+    "features",
+    "vetoes",
+]
+
+
+def _words(text: str) -> list[str]:
+    return text.split()
+
+
+# -- vocabularies -------------------------------------------------------------------------------
+_NEGATIONS = frozenset(
+    _words(
+        "not no never none nobody nothing nowhere neither nor cannot without unable "
+        "dont doesnt didnt isnt arent wasnt werent cant couldnt wont wouldnt shouldnt "
+        "havent hasnt hadnt mustnt neednt aint nope nein"
+    )
+)
+_ANTONYMS = [
+    ("enable", "disable"),
+    ("add", "remove"),
+    ("increase", "decrease"),
+    ("import", "export"),
+    ("upload", "download"),
+    ("encrypt", "decrypt"),
+    ("push", "pull"),
+    ("input", "output"),
+    ("above", "below"),
+    ("more", "less"),
+    ("higher", "lower"),
+    ("larger", "smaller"),
+    ("bigger", "smaller"),
+    ("best", "worst"),
+    ("first", "last"),
+    ("left", "right"),
+    ("north", "south"),
+    ("east", "west"),
+    ("up", "down"),
+    ("win", "lose"),
+    ("rise", "fall"),
+    ("love", "hate"),
+    ("male", "female"),
+    ("men", "women"),
+    ("man", "woman"),
+    ("positive", "negative"),
+    ("ascending", "descending"),
+    ("inner", "outer"),
+    ("internal", "external"),
+    ("plus", "minus"),
+    ("subtract", "add"),
+    ("multiply", "divide"),
+    ("hot", "cold"),
+    ("fast", "slow"),
+    ("faster", "slower"),
+    ("cheap", "expensive"),
+    ("old", "new"),
+    ("young", "old"),
+    ("past", "future"),
+    ("before", "after"),
+    ("max", "min"),
+    ("maximum", "minimum"),
+    ("buy", "sell"),
+    ("open", "close"),
+    ("start", "stop"),
+    ("on", "off"),
+    ("true", "false"),
+    ("yes", "no"),
+    ("allow", "deny"),
+    ("accept", "reject"),
+    ("include", "exclude"),
+    ("inside", "outside"),
+    ("over", "under"),
+    ("lend", "borrow"),
+    ("give", "take"),
+    ("send", "receive"),
+    ("win", "loss"),
+    ("profit", "loss"),
+    ("gain", "lose"),
+    ("light", "heavy"),
+    ("light", "dark"),
+    ("long", "short"),
+    ("easy", "hard"),
+    ("easy", "difficult"),
+    ("safe", "dangerous"),
+    ("legal", "illegal"),
+    ("good", "bad"),
+    ("better", "worse"),
+    ("early", "late"),
+    ("earlier", "later"),
+    ("lock", "unlock"),
+    ("install", "uninstall"),
+    ("show", "hide"),
+    ("mount", "unmount"),
+    ("attach", "detach"),
+    ("connect", "disconnect"),
+    ("join", "leave"),
+    ("sync", "async"),
+    ("synchronous", "asynchronous"),
+    ("client", "server"),
+    ("sender", "receiver"),
+    ("buyer", "seller"),
+    ("import", "export"),
+    ("weak", "strong"),
+    ("rich", "poor"),
+    ("wet", "dry"),
+    ("full", "empty"),
+    ("forward", "backward"),
+    ("horizontal", "vertical"),
+    ("row", "column"),
+    ("rows", "columns"),
+    ("odd", "even"),
+    ("prefix", "suffix"),
+    ("head", "tail"),
+    ("lowercase", "uppercase"),
+    ("upper", "lower"),
+    ("compress", "decompress"),
+    ("encode", "decode"),
+    ("serialize", "deserialize"),
+    ("min", "max"),
+    ("smallest", "largest"),
+    ("shortest", "longest"),
+    ("oldest", "newest"),
+    ("least", "most"),
+    ("lowest", "highest"),
+    ("fewer", "more"),
+]
+_OPPOSITES: dict[str, frozenset[str]] = {}
+for _a, _b in _ANTONYMS:
+    _OPPOSITES[_a] = _OPPOSITES.get(_a, frozenset()) | {_b}
+    _OPPOSITES[_b] = _OPPOSITES.get(_b, frozenset()) | {_a}
+_NEG_PREFIXES = ("un", "dis", "non", "in", "im", "il", "ir", "de", "anti", "mis")
+
+_NUMBER_WORDS = {
+    w: i
+    for i, w in enumerate(
+        _words("zero one two three four five six seven eight nine ten eleven twelve thirteen "
+        "fourteen fifteen sixteen seventeen eighteen nineteen twenty")
+    )
+} | {
+    "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
+    "ninety": 90, "hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9,
+    "trillion": 10**12, "dozen": 12, "half": 0.5, "twice": 2, "double": 2, "triple": 3,
+    "single": 1, "couple": 2, "once": 1, "thrice": 3,
+}  # fmt: skip
+_ORDINALS = {
+    w: i + 1
+    for i, w in enumerate(
+        _words("first second third fourth fifth sixth seventh eighth ninth tenth eleventh twelfth")
+    )
+}
+_MONTHS = {
+    name: i + 1
+    for i, names in enumerate(
+        [("january", "jan"), ("february", "feb"), ("march", "mar"), ("april", "apr"),
+         ("may",), ("june", "jun"), ("july", "jul"), ("august", "aug"),
+         ("september", "sep", "sept"), ("october", "oct"), ("november", "nov"),
+         ("december", "dec")]
+    )
+    for name in names
+}  # fmt: skip
+_WEEKDAYS = {
+    name: i
+    for i, names in enumerate(
+        [("monday", "mon"), ("tuesday", "tue", "tues"), ("wednesday", "wed"),
+         ("thursday", "thu", "thurs"), ("friday", "fri"), ("saturday", "sat"),
+         ("sunday", "sun")]
+    )
+    for name in names
+}  # fmt: skip
+_RELATIVE_DAYS = frozenset(
+    _words(
+        "today tomorrow yesterday tonight now currently weekend weekday morning evening "
+        "afternoon night spring summer autumn fall winter ago"
+    )
+)
+_PERIOD_WORDS = frozenset(_words("last next this previous coming upcoming past"))
+_PERIODS = frozenset(_words("week month year decade century quarter day hour"))
+
+_UNITS: dict[str, str] = {}
+for _canon, _aliases in {
+    "km": "km kms kilometer kilometers kilometre kilometres",
+    "m": "meter meters metre metres",
+    "cm": "cm centimeter centimeters centimetre centimetres",
+    "mm": "mm millimeter millimeters millimetre millimetres",
+    "mile": "mile miles mi",
+    "foot": "ft foot feet",
+    "inch": "inch inches",
+    "yard": "yard yards yd",
+    "kg": "kg kgs kilogram kilograms kilo kilos",
+    "g": "gram grams",
+    "mg": "mg milligram milligrams",
+    "lb": "lb lbs pound pounds",
+    "oz": "oz ounce ounces",
+    "ton": "ton tons tonne tonnes",
+    "l": "liter liters litre litres",
+    "ml": "ml milliliter milliliters millilitre millilitres",
+    "gallon": "gallon gallons gal",
+    "cup": "cup cups",
+    "celsius": "celsius centigrade °c",
+    "fahrenheit": "fahrenheit °f",
+    "kelvin": "kelvin",
+    "second": "second seconds sec secs",
+    "minute": "minute minutes min mins",
+    "hour": "hour hours hr hrs",
+    "day": "day days",
+    "week": "week weeks",
+    "month": "month months",
+    "year": "year years yr yrs",
+    "mph": "mph",
+    "kph": "kph kmh km/h",
+    "usd": "usd $ dollar dollars",
+    "eur": "eur € euro euros",
+    "gbp": "gbp £ sterling",
+    "jpy": "jpy ¥ yen",
+    "inr": "inr ₹ rupee rupees",
+    "byte": "byte bytes",
+    "kb": "kb kib kilobyte kilobytes",
+    "mb": "mb mib megabyte megabytes",
+    "gb": "gb gib gigabyte gigabytes",
+    "tb": "tb tib terabyte terabytes",
+    "bit": "bit bits",
+    "hz": "hz hertz",
+    "ghz": "ghz gigahertz",
+    "mhz": "mhz megahertz",
+    "watt": "w watt watts",
+    "kw": "kw kilowatt kilowatts",
+    "kwh": "kwh",
+    "volt": "v volt volts",
+    "amp": "amp amps ampere amperes",
+    "percent": "% percent percentage",
+    "calorie": "calorie calories kcal cal",
+    "acre": "acre acres",
+    "hectare": "hectare hectares ha",
+}.items():
+    for _alias in _aliases.split():
+        _UNITS[_alias] = _canon
+
+# Capitalised words that start a sentence without naming anything: question words, auxiliaries,
+# pronouns, articles and the imperatives prompts open with. Lower case.
+_COMMON = frozenset(
+    _words("""a an the this that these those there here it its i i'm im me my we our you your he she
+    they them their his her what whats how hows why when where who whom whose which is are was
+    were be been being am do does did can could should would will shall may might must have has
+    had if in on at of for to from by with about as and or but so not no yes please hi hello hey
+    dear ok okay also then than just only all any some every each many much more most few
+    explain describe tell give list write summarize summarise translate show find make create
+    generate compare define name provide suggest recommend help let lets imagine consider
+    calculate compute convert solve rewrite paraphrase answer identify classify analyze analyse
+    discuss outline draft compose continue fix debug implement build design plan is isn't
+    are aren't should shouldn't would wouldn't could couldn't does doesn't did didn't do don't
+    best good top new old other another same why's what's who's where's when's how's there's
+    after before since until while during over under between among into onto upon""")
+)
+
+# -- tokenisation -------------------------------------------------------------------------------
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "`": "'", "\u02bc": "'"})
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*", re.UNICODE)
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:[.,]\d+)*(?:st|nd|rd|th)?", re.UNICODE)
+_DATE = re.compile(
+    r"\b\d{4}[-/.]\d{1,2}[-/.]\d{1,2}\b|\b\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}\b", re.UNICODE
+)
+_QUOTED = re.compile(
+    r'"([^"\n]{1,200})"|“([^”\n]{1,200})”|«([^»\n]{1,200})»|`([^`\n]{1,200})`'
+    r"|(?<!\w)'([^'\n]{1,200})'(?!\w)|\u2018([^\u2019\n]{1,200})\u2019"
+)
+_SENTENCE_END = re.compile(r"[.!?:;\n]\s*$")
+_SYMBOL_UNITS = re.compile(r"[$€£¥₹%]|°\s?[cCfF]\b")
+_TO_WORDS = frozenset({"to", "into", "towards", "toward", "onto", "than", "vs", "versus"})
+_FROM_WORDS = frozenset({"from"})
+# Words that make the order of two names matter: "A than B", "A vs B", "A beat B".
+_RELATIONS = (
+    _TO_WORDS
+    | _FROM_WORDS
+    | frozenset(
+        _words(
+            "before after over against beat beats defeat defeated kill killed owe owes pay pays "
+            "paid married sue sued bigger smaller larger faster slower better worse older younger "
+            "taller shorter cheaper more less than vs versus"
+        )
+    )
+)
+_ARROWS = re.compile(r"\s*(?:->|=>|→|⇒|⟶)\s*")
+
+
+@dataclass(frozen=True, slots=True)
+class Features:
+    """What the guards compare, read once per prompt."""
+
+    tokens: frozenset[str]  # lower-cased words, possessive 's stripped
+    negations: int
+    numbers: tuple[str, ...]  # sorted normalised numbers (a multiset)
+    dates: frozenset[str]
+    entities: frozenset[str]  # lower-cased proper nouns
+    quoted: tuple[str, ...]  # in order: "replace 'a' with 'b'" is not the reverse
+    units: frozenset[str]
+    sources: frozenset[str]  # words something goes *from*
+    targets: frozenset[str]  # words something goes *to*
+    order: tuple[str, ...]  # entities in order of first appearance, when a relation joins them
+
+
+def _norm_word(word: str) -> str:
+    word = word.lower()
+    if word.endswith("'s"):
+        word = word[:-2]
+    return word
+
+
+def _norm_number(text: str) -> str:
+    text = text.lstrip("+")
+    suffix = ""
+    if text[-2:].lower() in ("st", "nd", "rd", "th"):
+        text, suffix = text[:-2], "#"  # an ordinal: "1st" = "first"
+    if text.count(",") and re.fullmatch(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?", text):
+        text = text.replace(",", "")  # 1,000 (a thousands separator, not a decimal comma)
+    elif text.count(",") == 1 and text.count(".") == 0:
+        text = text.replace(",", ".")  # 1,5 (a decimal comma)
+    if text.count(".") <= 1:
+        try:
+            value = Decimal(text)
+        except InvalidOperation:
+            return text + suffix
+        if value == value.to_integral_value():
+            return f"{int(value)}{suffix}"
+        return f"{value.normalize()}{suffix}"
+    return text + suffix  # a version string: 1.2.3
+
+
+def _roles(words: list[str]) -> tuple[set[str], set[str]]:
+    """Words that are sources (after "from", before "to") and targets (after "to")."""
+    sources: set[str] = set()
+    targets: set[str] = set()
+    for i, word in enumerate(words):
+        nxt = words[i + 1] if i + 1 < len(words) else None
+        if word in _FROM_WORDS and nxt is not None:
+            sources.add(nxt)
+        elif (word in _TO_WORDS or word == "→") and nxt is not None:
+            if nxt not in _COMMON:
+                targets.add(nxt)
+            if i > 0 and words[i - 1] not in _COMMON:
+                sources.add(words[i - 1])
+    return sources, targets
+
+
+def _entities(text: str) -> dict[str, None]:
+    found: dict[str, None] = {}  # ordered: first appearance first
+    for match in _WORD.finditer(text):
+        word = match.group()
+        if not any(c.isupper() for c in word):
+            continue
+        lower = _norm_word(word)
+        before = text[: match.start()]
+        starts_sentence = not before.strip() or bool(_SENTENCE_END.search(before))
+        inner_caps = any(c.isupper() for c in word[1:]) or any(c.isdigit() for c in word)
+        if word.isupper() and len(word) == 1:  # "I", "A"
+            continue
+        if starts_sentence and not inner_caps and lower in _COMMON:
+            continue
+        if not starts_sentence and not inner_caps and lower in _COMMON and word.istitle():
+            continue  # Title Case Prompts Capitalise Every Word
+        found[lower] = None
+    return found
+
+
+@lru_cache(maxsize=4096)
+def features(text: str) -> Features:
+    """The guards' view of ``text`` (cached: a query is compared with several candidates)."""
+    text = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES)
+    words = [_norm_word(w) for w in _WORD.findall(text)]
+    negations = sum(1 for w in words if w in _NEGATIONS or w.endswith("n't"))
+    numbers = [_norm_number(m.group()) for m in _NUMBER.finditer(text)]
+    for w in words:
+        if w in _NUMBER_WORDS:
+            numbers.append(_norm_number(str(_NUMBER_WORDS[w])))
+        elif w in _ORDINALS:
+            numbers.append(f"{_ORDINALS[w]}#")
+    dates = {m.group().replace("/", "-").replace(".", "-") for m in _DATE.finditer(text)}
+    for i, w in enumerate(words):
+        if w in _MONTHS and (w != "may" or (i + 1 < len(words) and words[i + 1].isdigit())):
+            dates.add(f"month:{_MONTHS[w]}")  # "may" is a month only before a number
+        elif w in _WEEKDAYS and (len(w) > 3 or w in ("mon", "tue", "wed", "thu", "fri")):
+            dates.add(f"weekday:{_WEEKDAYS[w]}")
+        elif w in _RELATIVE_DAYS:
+            dates.add(w)
+        elif w in _PERIODS and i > 0 and words[i - 1] in _PERIOD_WORDS:
+            dates.add(f"{words[i - 1]} {w}")
+    quoted = [next(g for g in m.groups() if g is not None).strip() for m in _QUOTED.finditer(text)]
+    units = {_UNITS[w] for w in words if w in _UNITS}
+    units |= {
+        _UNITS.get(s.group().replace(" ", "").lower(), s.group())
+        for s in _SYMBOL_UNITS.finditer(text)
+    }
+    role_words = _WORD.findall(_ARROWS.sub(" → ", text).replace("→", " to "))
+    sources, targets = _roles([_norm_word(w) for w in role_words])
+    entities = _entities(text)
+    related = bool(_RELATIONS & set(words)) or "→" in text
+    return Features(
+        tokens=frozenset(words),
+        negations=negations,
+        numbers=tuple(sorted(numbers)),
+        dates=frozenset(dates),
+        entities=frozenset(entities),
+        quoted=tuple(q for q in quoted if q),
+        units=frozenset(units),
+        sources=frozenset(sources),
+        targets=frozenset(targets),
+        order=tuple(entities) if related else (),
+    )
+
+
+# -- the guards: (a, b) -> what differs, or "" ---------------------------------------------------
+def _show(items: Iterable[object]) -> str:
+    return ", ".join(sorted(map(str, items))[:5])
+
+
+def _negation(a: Features, b: Features) -> str:
+    return f"{a.negations} vs {b.negations} negations" if a.negations != b.negations else ""
+
+
+def _antonym(a: Features, b: Features) -> str:
+    only_a, only_b = a.tokens - b.tokens, b.tokens - a.tokens
+    for word in only_a:
+        if _OPPOSITES.get(word, frozenset()) & only_b:
+            return f"{word} vs {_show(_OPPOSITES[word] & only_b)}"
+        for prefix in _NEG_PREFIXES:
+            stem = word[len(prefix) :]
+            if len(stem) > 2 and word.startswith(prefix) and stem in only_b:
+                return f"{word} vs {word[len(prefix) :]}"
+            if prefix + word in only_b and len(word) > 2:
+                return f"{word} vs {prefix + word}"
+    return ""
+
+
+def _number(a: Features, b: Features) -> str:
+    if a.numbers == b.numbers:
+        return ""
+    ca, cb = Counter(a.numbers), Counter(b.numbers)
+    return f"{_show((ca - cb).elements())} vs {_show((cb - ca).elements())}"
+
+
+def _set_diff(name: str) -> Callable[[Features, Features], str]:
+    def check(a: Features, b: Features) -> str:
+        sa: frozenset[str] = getattr(a, name)
+        sb: frozenset[str] = getattr(b, name)
+        return "" if sa == sb else f"{_show(sa - sb)} vs {_show(sb - sa)}"
+
+    return check
+
+
+def _quoted(a: Features, b: Features) -> str:
+    if a.quoted == b.quoted:
+        return ""
+    return f"{' | '.join(a.quoted)[:80]} vs {' | '.join(b.quoted)[:80]}"
+
+
+def _entity(a: Features, b: Features) -> str:
+    missing_in_b = a.entities - b.tokens
+    missing_in_a = b.entities - a.tokens
+    if missing_in_a or missing_in_b:
+        return f"{_show(missing_in_b)} vs {_show(missing_in_a)}"
+    return ""
+
+
+def _direction(a: Features, b: Features) -> str:
+    flipped = ((a.sources & b.targets) - a.targets - b.sources) | (
+        (a.targets & b.sources) - a.sources - b.targets
+    )
+    if flipped:
+        return f"{_show(flipped)} reversed"
+    if a.order and b.order:
+        shared = set(a.order) & set(b.order)
+        ours = [e for e in a.order if e in shared]
+        theirs = [e for e in b.order if e in shared]
+        if len(shared) >= 2 and ours != theirs:
+            return f"{' '.join(ours[:4])} vs {' '.join(theirs[:4])}"
+    return ""
+
+
+#: Guard name → check; each returns what differs ("" when nothing does).
+GUARDS: dict[str, Callable[[Features, Features], str]] = {
+    "negation": _negation,
+    "antonym": _antonym,
+    "number": _number,
+    "date": _set_diff("dates"),
+    "entity": _entity,
+    "quoted": _quoted,
+    "unit": _set_diff("units"),
+    "direction": _direction,
+}
+ALL_GUARDS: tuple[str, ...] = tuple(GUARDS)
+DEFAULT_GUARDS: tuple[str, ...] = ALL_GUARDS
+
+
+def differences(a: str, b: str, guards: Sequence[str] = DEFAULT_GUARDS) -> dict[str, str]:
+    """Guard name → what differs between prompts ``a`` and ``b``, for each guard that vetoes.
+
+    Never raises: if reading the prompts fails, the answer is ``{"error": ...}`` (a veto).
+    Identical prompts never veto each other.
+    """
+    if a == b:
+        return {}
+    try:
+        fa, fb = features(a), features(b)
+        found: dict[str, str] = {}
+        for name in guards:
+            detail = GUARDS[name](fa, fb)
+            if detail:
+                found[name] = detail
+        return found
+    except Exception as exc:  # a bug in a heuristic must not serve a wrong answer
+        return {"error": f"{type(exc).__name__}: {exc}"[:200]}
+
+
+def vetoes(a: str, b: str, guards: Sequence[str] = DEFAULT_GUARDS) -> list[str]:
+    """The names of the guards that veto serving ``b``'s answer for ``a`` (empty: no veto)."""
+    return list(differences(a, b, guards))

@@ -1,0 +1,650 @@
+"""The semantic layer: an LSH index in the cache's own store, plain operations only.
+
+On an exact miss, :meth:`SemanticLayer.find` embeds the prompt (one embedding call), hashes it
+with ``tables × bits`` random hyperplanes and reads one bucket per table; each bucket holds
+(entry id, signature) pairs of earlier prompts with the same model and parameters. Candidates
+are ranked by the Hamming distance of their whole signature (an estimate of the angle), those
+that cannot reach the threshold are dropped, the best ``max_candidates`` entries are read in one
+batch and reranked by exact cosine; the best one above the threshold that is verified (its
+stored key is the key of its stored prompt under this llm_string) and that no guard vetoes is
+the match. After the model answered, :meth:`SemanticLayer.add` stores the entry.
+
+Keys, all in the backend's namespace (so ``clear`` clears the index), ``<scope>`` a digest of
+the index version, key policy version, model and parameters (as the key policy sees them),
+embeddings identity and hashing configuration::
+
+    sem:<scope>:b:<table>:<bucket>   list of 8-byte entry id + packed signature (bounded)
+    sem:<scope>:e:<entry id>         [answer key, prompt, vector (base64 int8/float16), dtype]
+
+Entries go through the cache's codec (key-checked, compressed, encrypted when it encrypts) and
+expire with the answer; buckets are ``Lists`` (Redis lists, Momento lists, memory, disk) trimmed
+to ``bucket_max_len`` and renewed on each push; a backend without ``Lists`` keeps each bucket
+in one value, read-modify-written (a lost race loses a candidate, never serves a wrong answer).
+
+Example::
+
+    from llmcache.backends.memory import MemoryBackend
+    from llmcache.semantic import HashingEmbeddings, SemanticConfig, SemanticLayer
+
+    layer = SemanticLayer(MemoryBackend(), HashingEmbeddings(), SemanticConfig(threshold=0.8))
+    layer.add("what is the capital of france", "model=x", "v1:key-of-that-answer")
+    match = layer.find("what is the capital of france please", "model=x")
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import math
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Coroutine, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+import numpy as np
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from llmcache._breaker import CircuitBreaker
+from llmcache._guard import Guard, as_fault
+from llmcache.backends.base import Backend
+from llmcache.backends.capabilities import Lists, aget_many, aset_many, get_many, set_many
+from llmcache.codec import Codec
+from llmcache.keys import KeyPolicy
+from llmcache.semantic.guards import ALL_GUARDS, DEFAULT_GUARDS, differences
+from llmcache.semantic.vectors import (
+    Vector,
+    as_unit,
+    cosine,
+    decode_vector,
+    encode_vector,
+    hamming,
+    hyperplanes,
+    signature,
+)
+from llmcache.stats import LatencyWindow, Stats
+
+__all__ = ["COUNTERS", "INDEX_VERSION", "SemanticConfig", "SemanticLayer", "SemanticMatch"]
+
+#: Part of every index key: a change of layout is a new version, old entries are never read.
+INDEX_VERSION = "s1"
+_ID_BYTES = 8  # entry ids: 64 bits of the answer key's digest (collisions are verified away)
+_VECTORS_KEPT = 1024  # prompt vectors remembered between find and add (one embedding per miss)
+_MAX_KEY_CHARS = 1024
+# Candidates whose signature differs in more bits than the threshold allows, plus this many
+# standard deviations of the estimate, cannot reach the threshold (a miss chance ~3e-5 for one
+# exactly at it): they are dropped before any entry is read.
+_HAMMING_SIGMAS = 4.0
+
+#: The layer's counters (``SemanticLayer.counters``); ``veto_<guard>`` are added per guard.
+COUNTERS = (
+    "lookups",  # find calls (each is one of: hits, misses, bypasses, errors)
+    "hits",
+    "misses",
+    "bypasses",  # the key policy bypasses the request: no semantic lookup either
+    "embed_errors",  # the embeddings raised or returned something unusable
+    "store_errors",  # the store failed (or the breaker is open): no match
+    "candidates",  # entries read and reranked (sum over lookups)
+    "below_threshold",  # lookups whose best candidate was under the threshold
+    "vetoed",  # candidates above the threshold that a guard refused
+    "unverified",  # entries whose stored key is not their stored prompt's key here
+    "corrupt",  # entries that do not decode (foreign, truncated, another key's)
+    "adds",
+    "add_errors",
+)
+
+T = TypeVar("T")
+
+
+class SemanticConfig(BaseModel):
+    """How the semantic layer matches (pydantic; settable as ``LLMCACHE_SEMANTIC__*``).
+
+    - ``threshold``: the least cosine similarity of a hit (then the guards decide).
+    - ``tables`` × ``bits``: LSH tables of ``bits`` hyperplanes each; more tables find more
+      paraphrases (one bucket read per table), more bits make buckets smaller.
+    - ``max_candidates``: entries read and reranked per lookup, at most.
+    - ``bucket_max_len``: entries one bucket keeps (the newest).
+    - ``guards``: the false-hit vetoes applied (see :mod:`llmcache.semantic.guards`).
+    - ``vector_dtype``: stored vectors as ``int8`` (1 byte a dimension) or ``float16`` (2).
+    - ``seed``: of the hyperplanes; every process sharing a store must use the same.
+    - ``embeddings_id``: names the embedding model in the index scope (default: the class and
+      its ``model``/``model_name``); vectors of two models are never compared.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    threshold: float = Field(default=0.9, gt=0.0, le=1.0)
+    tables: int = Field(default=8, ge=1, le=64)
+    bits: int = Field(default=10, ge=1, le=24)
+    max_candidates: int = Field(default=32, ge=1, le=1024)
+    bucket_max_len: int = Field(default=256, ge=1, le=100_000)
+    guards: list[str] = Field(default_factory=lambda: list(DEFAULT_GUARDS))
+    vector_dtype: Literal["float16", "int8"] = "int8"
+    seed: int = Field(default=0, ge=0)
+    embeddings_id: str | None = None
+
+    @field_validator("guards")
+    @classmethod
+    def _known_guards(cls, value: list[str]) -> list[str]:
+        unknown = [g for g in value if g not in ALL_GUARDS]
+        if unknown:
+            raise ValueError(f"unknown guard {unknown[0]!r}; valid guards: {', '.join(ALL_GUARDS)}")
+        return list(dict.fromkeys(value))
+
+
+@dataclass(frozen=True, slots=True)
+class SemanticMatch:
+    """A semantic hit: the cache key to read, how similar, and the prompt stored with it."""
+
+    key: str
+    similarity: float
+    prompt: str
+
+
+@dataclass(slots=True)
+class _Query:
+    """One prompt hashed into the index."""
+
+    scope: str
+    unit: Vector
+    sig: bytes  # packed sign bits, tables × bits of them
+    bucket_keys: list[str]
+
+
+@dataclass(slots=True)
+class _Trace:
+    """What one lookup saw (``explain``), and its outcome."""
+
+    counting: bool
+    doc: dict[str, Any] = field(default_factory=dict)
+    ranked: list[dict[str, Any]] = field(default_factory=list)
+
+
+class SemanticLayer:
+    """Semantic hits over any backend: find on an exact miss, add after an exact update.
+
+    Never raises to the caller and never waits unboundedly: an embedding error or a store fault
+    is no match (counted; logged once per burst by the guard), one store timeout at most per
+    call. ``policy`` must be the cache's key policy: it scopes the index to the model and
+    parameters the exact key uses, and verifies a match's key. ``codec`` (the cache's) seals the
+    stored prompts as it seals answers.
+    """
+
+    def __init__(
+        self,
+        backend: Backend,
+        embeddings: Any,
+        config: SemanticConfig | None = None,
+        *,
+        stats: Stats | None = None,
+        policy: KeyPolicy | None = None,
+        codec: Codec | None = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self.backend = backend
+        self.embeddings = embeddings
+        self.config = config or SemanticConfig()
+        self.policy = policy or KeyPolicy()
+        self.codec = codec or Codec()
+        self.guard = Guard(
+            backend, on_error="miss", breaker=breaker, stats=stats, what="semantic index"
+        )
+        self.latency = LatencyWindow()
+        self.embeddings_id = self.config.embeddings_id or _embeddings_id(embeddings)
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        self._vectors: OrderedDict[bytes, Vector] = OrderedDict()
+        cfg = self.config
+        self._sig_bytes = (cfg.tables * cfg.bits + 7) // 8
+        n = cfg.tables * cfg.bits
+        p = math.acos(max(-1.0, min(1.0, cfg.threshold))) / math.pi
+        self._cutoff = math.ceil(n * p + _HAMMING_SIGMAS * math.sqrt(n * p * (1 - p)) + 1)
+
+    # -- counters -----------------------------------------------------------------------------
+    @property
+    def counters(self) -> dict[str, int]:
+        """A copy of the counters (:data:`COUNTERS` plus ``veto_<guard>`` per guard)."""
+        with self._lock:
+            return dict(self._counts)
+
+    def _count(self, trace: _Trace | None, name: str, amount: int = 1) -> None:
+        if trace is not None and not trace.counting:
+            return
+        with self._lock:
+            self._counts[name] = self._counts.get(name, 0) + amount
+
+    # -- find ---------------------------------------------------------------------------------
+    def find(self, prompt: str, llm_string: str) -> SemanticMatch | None:
+        """The best verified, unvetoed stored prompt close to ``prompt``, or ``None``."""
+        return self._find(prompt, llm_string, _Trace(counting=True))
+
+    async def afind(self, prompt: str, llm_string: str) -> SemanticMatch | None:
+        """Async :meth:`find`."""
+        return await self._afind(prompt, llm_string, _Trace(counting=True))
+
+    def explain(self, prompt: str, llm_string: str) -> dict[str, Any]:
+        """What a lookup of this request sees: scope, buckets, candidates with their similarity
+        and guard vetoes, and the match (for ``llmcache key --semantic``). Counts nothing."""
+        trace = _Trace(counting=False)
+        match = self._find(prompt, llm_string, trace)
+        doc = trace.doc
+        doc["candidates"] = trace.ranked
+        doc["match"] = (
+            None
+            if match is None
+            else {
+                "key": match.key,
+                "similarity": round(match.similarity, 4),
+                "prompt": match.prompt,
+            }
+        )
+        return doc
+
+    def _find(self, prompt: str, llm_string: str, trace: _Trace) -> SemanticMatch | None:
+        start = time.perf_counter()
+        scope = self._begin(prompt, llm_string, trace)
+        if scope is None:
+            return None
+        try:
+            unit = self._recall(prompt)
+            if unit is None:
+                unit = self._remember(prompt, as_unit(self.embeddings.embed_query(prompt)))
+        except Exception as exc:
+            self._embed_failed(exc, trace)
+            return None
+        query = self._query(scope, unit, trace)
+        if not self._allow(trace):
+            return None
+        try:
+            if isinstance(self.backend, Lists):
+                buckets = [self.backend.list_range(k) for k in query.bucket_keys]
+            else:
+                buckets = [self._split(v) for v in get_many(self.backend, query.bucket_keys)]
+            ids = self._rank(query, buckets, trace)
+            keys = [self._entry_key(scope, i) for i in ids]
+            records = get_many(self.backend, keys) if keys else []
+        except Exception as exc:
+            self._store_failed("semantic find", exc, trace)
+            return None
+        self.guard.success()
+        return self._judge(prompt, llm_string, query, ids, records, trace, start)
+
+    async def _afind(self, prompt: str, llm_string: str, trace: _Trace) -> SemanticMatch | None:
+        start = time.perf_counter()
+        scope = self._begin(prompt, llm_string, trace)
+        if scope is None:
+            return None
+        try:
+            unit = self._recall(prompt)
+            if unit is None:
+                unit = self._remember(prompt, as_unit(await _aembed(self.embeddings, prompt)))
+        except BaseException as exc:
+            self._embed_failed(as_fault(exc), trace)
+            return None
+        query = self._query(scope, unit, trace)
+        if not self._allow(trace):
+            return None
+        try:
+            backend = self.backend
+            if isinstance(backend, Lists):
+                buckets = await _all(backend.alist_range(k) for k in query.bucket_keys)
+            else:
+                buckets = [self._split(v) for v in await aget_many(backend, query.bucket_keys)]
+            ids = self._rank(query, buckets, trace)
+            keys = [self._entry_key(scope, i) for i in ids]
+            records = await aget_many(backend, keys) if keys else []
+        except BaseException as exc:
+            self._store_failed("semantic find", as_fault(exc), trace)
+            return None
+        self.guard.success()
+        return self._judge(prompt, llm_string, query, ids, records, trace, start)
+
+    # -- add ----------------------------------------------------------------------------------
+    def add(self, prompt: str, llm_string: str, key: str, *, ttl: float | None = None) -> None:
+        """Index ``prompt`` as the prompt whose answer is stored under ``key`` (call it after the
+        exact update stored ``key``, with the answer's ``ttl``). Never raises."""
+        scope = self._scope(prompt, llm_string, key)
+        if scope is None:
+            return
+        try:
+            unit = self._recall(prompt)
+            if unit is None:
+                unit = self._remember(prompt, as_unit(self.embeddings.embed_query(prompt)))
+        except Exception as exc:
+            self._embed_failed(exc, None, add=True)
+            return
+        query = self._query(scope, unit, None)
+        element, entry_key, record = self._entry(query, prompt, key)
+        if not self.guard.allow():
+            self._count(None, "add_errors")
+            return
+        try:
+            backend = self.backend
+            if isinstance(backend, Lists):
+                backend.set(entry_key, record, ttl)
+                for bucket in query.bucket_keys:
+                    backend.list_push(
+                        bucket, [element], max_len=self.config.bucket_max_len, ttl=ttl
+                    )
+            else:
+                old = get_many(backend, query.bucket_keys)
+                items = self._merged(query.bucket_keys, old, element)
+                set_many(backend, {**items, entry_key: record}, ttl)
+        except Exception as exc:
+            self._store_failed("semantic add", exc, None, add=True)
+            return
+        self.guard.success()
+        self._count(None, "adds")
+
+    async def aadd(
+        self, prompt: str, llm_string: str, key: str, *, ttl: float | None = None
+    ) -> None:
+        """Async :meth:`add`."""
+        scope = self._scope(prompt, llm_string, key)
+        if scope is None:
+            return
+        try:
+            unit = self._recall(prompt)
+            if unit is None:
+                unit = self._remember(prompt, as_unit(await _aembed(self.embeddings, prompt)))
+        except BaseException as exc:
+            self._embed_failed(as_fault(exc), None, add=True)
+            return
+        query = self._query(scope, unit, None)
+        element, entry_key, record = self._entry(query, prompt, key)
+        if not self.guard.allow():
+            self._count(None, "add_errors")
+            return
+        try:
+            backend = self.backend
+            max_len = self.config.bucket_max_len
+            if isinstance(backend, Lists):
+                await backend.aset(entry_key, record, ttl)
+                await _all(
+                    backend.alist_push(b, [element], max_len=max_len, ttl=ttl)
+                    for b in query.bucket_keys
+                )
+            else:
+                old = await aget_many(backend, query.bucket_keys)
+                items = self._merged(query.bucket_keys, old, element)
+                await aset_many(backend, {**items, entry_key: record}, ttl)
+        except BaseException as exc:
+            self._store_failed("semantic add", as_fault(exc), None, add=True)
+            return
+        self.guard.success()
+        self._count(None, "adds")
+
+    # -- remove -------------------------------------------------------------------------------
+    def remove(self, prompt: str, llm_string: str, key: str) -> None:
+        """Forget the entry of ``key`` (its bucket slots then point at nothing). Never raises."""
+        scope = self._scope(prompt, llm_string, key)
+        if scope is not None and self.guard.allow():
+            with self.guard.run("semantic remove", "entry left to expire"):
+                self.backend.delete(self._entry_key(scope, _entry_id(key)))
+
+    async def aremove(self, prompt: str, llm_string: str, key: str) -> None:
+        """Async :meth:`remove`."""
+        scope = self._scope(prompt, llm_string, key)
+        if scope is not None and self.guard.allow():
+            with self.guard.run("semantic remove", "entry left to expire"):
+                await self.backend.adelete(self._entry_key(scope, _entry_id(key)))
+
+    # -- shared steps (pure but for counters) -------------------------------------------------
+    def _begin(self, prompt: str, llm_string: str, trace: _Trace) -> str | None:
+        self._count(trace, "lookups")
+        cfg = self.config
+        trace.doc.update(
+            threshold=cfg.threshold,
+            tables=cfg.tables,
+            bits=cfg.bits,
+            guards=list(cfg.guards),
+            embeddings=self.embeddings_id,
+            outcome="miss",
+        )
+        decision = self.policy.decide(prompt, llm_string)
+        if decision.key is None:
+            self._count(trace, "bypasses")
+            trace.doc["outcome"] = f"bypass: {decision.reason}"
+            return None
+        scope = self._scope_of(decision.material)
+        trace.doc["scope"] = scope
+        return scope
+
+    def _scope(self, prompt: str, llm_string: str, key: str) -> str | None:
+        """The scope of an entry to add or remove; None (nothing to do) for a bypass or a key
+        that is not a short string."""
+        if not isinstance(key, str) or not 0 < len(key) <= _MAX_KEY_CHARS:
+            return None
+        decision = self.policy.decide(prompt, llm_string)
+        return None if decision.key is None else self._scope_of(decision.material)
+
+    def _scope_of(self, material: dict[str, Any]) -> str:
+        cfg = self.config
+        head = orjson.dumps(
+            [
+                INDEX_VERSION,
+                self.policy.version,
+                material.get("model"),
+                material.get("params"),
+                self.embeddings_id,
+                cfg.seed,
+                cfg.tables,
+                cfg.bits,
+            ],
+            option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS,
+            default=repr,
+        )
+        return hashlib.blake2b(head, digest_size=12).hexdigest()
+
+    def _query(self, scope: str, unit: Vector, trace: _Trace | None) -> _Query:
+        cfg = self.config
+        bits = signature(unit, hyperplanes(cfg.seed, cfg.tables * cfg.bits, unit.size))
+        weights = 1 << np.arange(cfg.bits - 1, -1, -1, dtype=np.int64)
+        codes = bits.reshape(cfg.tables, cfg.bits).astype(np.int64) @ weights
+        bucket_keys = [f"sem:{scope}:b:{t}:{int(c):x}" for t, c in enumerate(codes)]
+        if trace is not None:
+            trace.doc["buckets"] = bucket_keys
+            trace.doc["dim"] = int(unit.size)
+        return _Query(scope, unit, np.packbits(bits).tobytes(), bucket_keys)
+
+    def _entry_key(self, scope: str, entry_id: bytes) -> str:
+        return f"sem:{scope}:e:{entry_id.hex()}"
+
+    def _entry(self, query: _Query, prompt: str, key: str) -> tuple[bytes, str, bytes]:
+        """(bucket element, entry key, entry bytes) of ``prompt`` stored under ``key``."""
+        entry_id = _entry_id(key)
+        entry_key = self._entry_key(query.scope, entry_id)
+        dtype = self.config.vector_dtype
+        vector = base64.b64encode(encode_vector(query.unit, dtype)).decode()
+        record = self.codec.encode(entry_key, [key, prompt, vector, dtype])
+        return entry_id + query.sig, entry_key, record
+
+    def _merged(self, keys: list[str], old: list[bytes | None], element: bytes) -> dict[str, bytes]:
+        """Bucket values with ``element`` appended, newest ``bucket_max_len`` kept (no Lists)."""
+        width, keep = len(element), self.config.bucket_max_len
+        out: dict[str, bytes] = {}
+        for key, value in zip(keys, old, strict=True):
+            data = value if value is not None and len(value) % width == 0 else b""
+            out[key] = (data + element)[-keep * width :]
+        return out
+
+    def _split(self, value: bytes | None) -> list[bytes]:
+        """A bucket kept in one value (backends without Lists) as its elements."""
+        width = _ID_BYTES + self._sig_bytes
+        if not value or len(value) % width:
+            return []
+        return [value[i : i + width] for i in range(0, len(value), width)]
+
+    def _rank(self, query: _Query, buckets: list[list[bytes]], trace: _Trace) -> list[bytes]:
+        """Entry ids worth reading: distinct, within the Hamming cutoff, closest first."""
+        width = _ID_BYTES + self._sig_bytes
+        seen: dict[bytes, bytes] = {}
+        total = 0
+        for elements in buckets:
+            for element in elements:
+                total += 1
+                if len(element) == width:
+                    seen.setdefault(element[:_ID_BYTES], element[_ID_BYTES:])
+        trace.doc["bucket_entries"] = total
+        if not seen:
+            return []
+        ids = list(seen)
+        sigs = np.frombuffer(b"".join(seen.values()), dtype=np.uint8).reshape(len(ids), -1)
+        distance = hamming(query.sig, sigs)
+        order = np.argsort(distance, kind="stable")
+        chosen = [ids[i] for i in order if distance[i] <= self._cutoff]
+        trace.doc["within_cutoff"] = len(chosen)
+        return chosen[: self.config.max_candidates]
+
+    def _judge(
+        self,
+        prompt: str,
+        llm_string: str,
+        query: _Query,
+        ids: list[bytes],
+        records: list[bytes | None],
+        trace: _Trace,
+        start: float,
+    ) -> SemanticMatch | None:
+        scored: list[tuple[float, str, str]] = []
+        for entry_id, data in zip(ids, records, strict=True):
+            if data is None:
+                continue  # expired or removed: its bucket slot is stale
+            entry = self._decode(query.scope, entry_id, data, query.unit.size)
+            if entry is None:
+                self._count(trace, "corrupt")
+                continue
+            key, stored_prompt, vector = entry
+            scored.append((cosine(query.unit, vector), key, stored_prompt))
+        self._count(trace, "candidates", len(scored))
+        scored.sort(key=lambda s: -s[0])
+        threshold = self.config.threshold
+        match: SemanticMatch | None = None
+        for similarity, key, stored in scored:
+            row: dict[str, Any] = {"similarity": round(similarity, 4), "key": key, "prompt": stored}
+            trace.ranked.append(row)
+            if match is not None or similarity < threshold:
+                row["verdict"] = "not needed" if match is not None else "below threshold"
+                continue
+            if self.policy.decide(stored, llm_string).key != key:
+                row["verdict"] = "unverified"
+                self._count(trace, "unverified")
+                continue
+            found = differences(prompt, stored, self.config.guards)
+            if found:
+                row["verdict"], row["vetoes"] = "vetoed", found
+                self._count(trace, "vetoed")
+                for reason in found:
+                    self._count(trace, f"veto_{reason}")
+                continue
+            row["verdict"] = "hit"
+            match = SemanticMatch(key=key, similarity=similarity, prompt=stored)
+        if match is None:
+            if not scored or scored[0][0] < threshold:
+                self._count(trace, "below_threshold")
+            self._count(trace, "misses")
+        else:
+            self._count(trace, "hits")
+            trace.doc["outcome"] = "hit"
+        if trace.counting:
+            self.latency.add(time.perf_counter() - start)
+        return match
+
+    def _decode(
+        self, scope: str, entry_id: bytes, data: bytes, dim: int
+    ) -> tuple[str, str, Vector] | None:
+        """(answer key, prompt, vector) of a stored entry, or None if it is not a valid one."""
+        try:
+            fields = self.codec.decode(self._entry_key(scope, entry_id), data)
+            key, prompt, vector, dtype = fields
+            if not (
+                isinstance(key, str)
+                and isinstance(prompt, str)
+                and isinstance(vector, str)
+                and dtype in ("int8", "float16")
+                and _entry_id(key) == entry_id
+            ):
+                return None
+            values = decode_vector(base64.b64decode(vector, validate=True), dtype)
+        except Exception:  # CodecError, wrong shape, bad base64: not ours
+            return None
+        return (key, prompt, values) if values.size == dim else None
+
+    def _recall(self, prompt: str) -> Vector | None:
+        digest = _prompt_digest(prompt)
+        with self._lock:
+            unit = self._vectors.get(digest)
+            if unit is not None:
+                self._vectors.move_to_end(digest)
+            return unit
+
+    def _remember(self, prompt: str, unit: Vector) -> Vector:
+        with self._lock:
+            self._vectors[_prompt_digest(prompt)] = unit
+            while len(self._vectors) > _VECTORS_KEPT:
+                self._vectors.popitem(last=False)
+        return unit
+
+    def _allow(self, trace: _Trace) -> bool:
+        if self.guard.allow():
+            return True
+        self._count(trace, "store_errors")
+        trace.doc["outcome"] = "store skipped: circuit open"
+        return False
+
+    def _embed_failed(self, exc: Exception, trace: _Trace | None, *, add: bool = False) -> None:
+        self._count(trace, "embed_errors")
+        if trace is not None:
+            trace.doc["outcome"] = f"embedding failed: {type(exc).__name__}: {exc}"[:300]
+        self.guard.note("embedding", exc, "no semantic match")
+        if add:
+            self._count(trace, "add_errors")
+
+    def _store_failed(
+        self, op: str, exc: Exception, trace: _Trace | None, *, add: bool = False
+    ) -> None:
+        self._count(trace, "add_errors" if add else "store_errors")
+        if trace is not None:
+            trace.doc["outcome"] = f"store failed: {type(exc).__name__}: {exc}"[:300]
+        if trace is None or trace.counting:
+            self.guard.fault(op, exc, "no semantic match")
+
+    def __repr__(self) -> str:
+        return f"SemanticLayer({self.backend!r}, {self.config!r})"
+
+
+# -- helpers ----------------------------------------------------------------------------------
+def _entry_id(key: str) -> bytes:
+    return hashlib.blake2b(key.encode("utf-8", "surrogatepass"), digest_size=_ID_BYTES).digest()
+
+
+def _prompt_digest(prompt: str) -> bytes:
+    return hashlib.blake2b(prompt.encode("utf-8", "surrogatepass"), digest_size=16).digest()
+
+
+def _embeddings_id(embeddings: Any) -> str:
+    cls = type(embeddings)
+    name = getattr(embeddings, "model", None) or getattr(embeddings, "model_name", None)
+    return f"{cls.__module__}.{cls.__qualname__}" + (f":{name}" if isinstance(name, str) else "")
+
+
+async def _aembed(embeddings: Any, prompt: str) -> Any:
+    method = getattr(embeddings, "aembed_query", None)
+    if method is None:
+        return await asyncio.to_thread(embeddings.embed_query, prompt)
+    return await method(prompt)
+
+
+async def _all(coros: Iterable[Coroutine[Any, Any, T] | Awaitable[T]]) -> list[T]:
+    """Await all concurrently; on the first failure cancel the rest and raise that failure."""
+    tasks = [asyncio.ensure_future(c) for c in coros]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

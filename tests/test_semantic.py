@@ -1,0 +1,407 @@
+"""The semantic layer on every backend: paraphrases found, never a false hit, never a failure.
+
+Embeddings are :class:`HashingEmbeddings` (a hashed bag of words): prompts sharing most words
+are close, so these tests pick paraphrases by shared words, not by meaning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pytest
+
+from llmcache import LLMCache
+from llmcache.backends.base import Backend
+from llmcache.backends.capabilities import Lists
+from llmcache.backends.memory import MemoryBackend
+from llmcache.errors import BackendError
+from llmcache.keys import KeyPolicy
+from llmcache.semantic import HashingEmbeddings, SemanticConfig, SemanticLayer
+from llmcache.semantic.vectors import hyperplanes
+from tests.backends.clients import StoreTarget
+
+LLM = "[('_type', 'fake'), ('model_name', 'm'), ('temperature', 0.0)]"
+OTHER_LLM = "[('_type', 'fake'), ('model_name', 'm'), ('temperature', 0.7)]"
+CONFIG = SemanticConfig(threshold=0.8)
+STORED = "what is the best way to learn to cook rice at home"
+PARAPHRASE = "what is the best way to learn to cook rice at home quickly"
+WORDS = ["alpha", "bravo", "charlie", "delta", "echo", "foxtrot", "golf", "hotel", "india"]
+VARIANTS = [f"{STORED} {w} {w}" for w in WORDS]  # near STORED and PARAPHRASE, no guard fires
+
+
+def key(prompt: str, llm_string: str = LLM) -> str:
+    k = KeyPolicy().decide(prompt, llm_string).key
+    assert k is not None
+    return k
+
+
+def layer(backend: Backend, config: SemanticConfig = CONFIG, **kw: Any) -> SemanticLayer:
+    return SemanticLayer(backend, HashingEmbeddings(), config, **kw)
+
+
+# -- a wrapper that counts and fails store calls ------------------------------------------------
+class Wrapped(Backend):
+    """Delegates to ``inner``; counts each call by method; raises for methods in ``failing``."""
+
+    def __init__(self, inner: Backend) -> None:
+        super().__init__(namespace=inner.namespace)
+        self.inner = inner
+        self.calls: Counter[str] = Counter()
+        self.failing: set[str] = set()
+        self.keys: list[str] = []
+
+    def _call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        self.calls[name] += 1
+        if name in self.failing or "*" in self.failing:
+            raise BackendError(f"{name} failed (test)")
+        if name.endswith("_many") and args and not isinstance(args[0], Mapping):
+            args = (list(args[0]), *args[1:])
+            self.keys.extend(args[0])
+        return getattr(self.inner, name)(*args, **kwargs)
+
+    async def _acall(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        self.calls[name] += 1
+        if name in self.failing or "*" in self.failing:
+            raise BackendError(f"{name} failed (test)")
+        return await getattr(self.inner, name)(*args, **kwargs)
+
+    def get(self, key: str) -> bytes | None:
+        return self._call("get", key)  # type: ignore[no-any-return]
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        self._call("set", key, value, ttl)
+
+    def delete(self, key: str) -> None:
+        self._call("delete", key)
+
+    def clear(self) -> None:
+        self._call("clear")
+
+    async def aget(self, key: str) -> bytes | None:
+        return await self._acall("aget", key)  # type: ignore[no-any-return]
+
+    async def aset(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        await self._acall("aset", key, value, ttl)
+
+    def get_many(self, keys: Iterable[str]) -> list[bytes | None]:
+        return self._call("get_many", keys)  # type: ignore[no-any-return]
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        self._call("set_many", items, ttl)
+
+    def delete_many(self, keys: Iterable[str]) -> None:
+        self._call("delete_many", keys)
+
+    async def aget_many(self, keys: Iterable[str]) -> list[bytes | None]:
+        return await self._acall("aget_many", list(keys))  # type: ignore[no-any-return]
+
+    async def aset_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        await self._acall("aset_many", items, ttl)
+
+    async def adelete_many(self, keys: Iterable[str]) -> None:
+        await self._acall("adelete_many", list(keys))
+
+
+class WrappedLists(Wrapped):
+    def list_push(
+        self, key: str, values: Sequence[bytes], *, max_len: int | None = None, ttl: Any = None
+    ) -> None:
+        self._call("list_push", key, values, max_len=max_len, ttl=ttl)
+
+    def list_range(self, key: str) -> list[bytes]:
+        return self._call("list_range", key)  # type: ignore[no-any-return]
+
+    async def alist_push(
+        self, key: str, values: Sequence[bytes], *, max_len: int | None = None, ttl: Any = None
+    ) -> None:
+        await self._acall("alist_push", key, values, max_len=max_len, ttl=ttl)
+
+    async def alist_range(self, key: str) -> list[bytes]:
+        return await self._acall("alist_range", key)  # type: ignore[no-any-return]
+
+
+# -- on every backend ---------------------------------------------------------------------------
+def test_paraphrase_found_and_serves_the_stored_answer(store_target: StoreTarget) -> None:
+    cache = LLMCache(store_target.make())
+    sem = layer(cache.backend)
+    cache.update(STORED, LLM, ["boil it"])
+    sem.add(STORED, LLM, key(STORED), ttl=60)
+    assert cache.lookup(PARAPHRASE, LLM) is None  # no exact hit
+    match = sem.find(PARAPHRASE, LLM)
+    assert match is not None
+    assert (match.key, match.prompt) == (key(STORED), STORED)
+    assert 0.8 <= match.similarity < 1.0
+    assert cache.codec.decode(match.key, cache.backend.get(match.key) or b"") == [["boil it"]]
+    assert sem.find("how do i write python code fast", LLM) is None  # unrelated
+    assert sem.counters["hits"] == 1 and sem.counters["misses"] == 1
+
+
+async def test_async_paraphrase_found(store_target: StoreTarget) -> None:
+    sem = layer(store_target.make())
+    await sem.aadd(STORED, LLM, key(STORED), ttl=60)
+    match = await sem.afind(PARAPHRASE, LLM)
+    assert match is not None and match.key == key(STORED)
+    assert await sem.afind(PARAPHRASE, OTHER_LLM) is None
+
+
+def test_different_llm_string_never_matches(store_target: StoreTarget) -> None:
+    sem = layer(store_target.make())
+    sem.add(STORED, LLM, key(STORED), ttl=60)
+    assert sem.find(STORED, OTHER_LLM) is None  # even the very same prompt
+    assert sem.find(PARAPHRASE, "[('_type', 'fake'), ('model_name', 'other')]") is None
+    assert sem.find(PARAPHRASE, LLM) is not None
+
+
+@pytest.mark.parametrize(
+    ("stored", "asked", "reason"),
+    [
+        ("how do i enable sso in okta for my team", "how do i not enable sso in okta for my team",
+         "negation"),
+        ("the best way to cook 2 cups of rice", "the best way to cook 3 cups of rice",
+         "number"),
+        ("what is the best way to cook rice in june", "what is the best way to cook rice in july",
+         "date"),
+        ("what is the best way to cook rice in Paris", "what is the best way to cook rice in Lyon",
+         "entity"),
+        ('the best way to cook "basmati" rice', 'the best way to cook "jasmine" rice',
+         "quoted"),
+    ],
+)  # fmt: skip
+def test_guards_veto_on_every_backend(
+    store_target: StoreTarget, stored: str, asked: str, reason: str
+) -> None:
+    sem = layer(store_target.make(), SemanticConfig(threshold=0.75, bits=4))
+    sem.add(stored, LLM, key(stored), ttl=60)
+    doc = sem.explain(asked, LLM)
+    assert doc["candidates"][0]["similarity"] >= 0.75  # close enough to be a hit ...
+    assert reason in doc["candidates"][0]["vetoes"]  # ... but vetoed
+    assert sem.find(asked, LLM) is None
+    counts = sem.counters
+    assert counts["vetoed"] == 1 and counts[f"veto_{reason}"] == 1 and counts["hits"] == 0
+    # without that guard it would have been served: the guard is what stopped it
+    others = [g for g in SemanticConfig().guards if g != reason]
+    config = SemanticConfig(threshold=0.75, bits=4, guards=others)
+    assert layer(sem.backend, config).find(asked, LLM)
+
+
+def test_ttl_covers_the_index(store_target: StoreTarget) -> None:
+    backend = store_target.make()
+    sem = layer(backend)
+    sem.add(STORED, LLM, key(STORED), ttl=1)
+    buckets = sem.explain(STORED, LLM)["buckets"]
+    assert sem.find(PARAPHRASE, LLM) is not None
+    time.sleep(1.3)
+    assert sem.find(PARAPHRASE, LLM) is None
+    assert isinstance(backend, Lists)
+    assert all(backend.list_range(b) == [] for b in buckets)  # the buckets went too
+    assert sem.explain(PARAPHRASE, LLM)["bucket_entries"] == 0
+
+
+def test_clear_covers_the_index_of_this_namespace_only(store_target: StoreTarget) -> None:
+    backend = store_target.make()
+    sem = layer(backend)
+    sem.add(STORED, LLM, key(STORED), ttl=60)
+    if store_target.shared:
+        neighbour = layer(store_target.make_neighbour(f"{backend.namespace}-n"))
+        neighbour.add(STORED, LLM, key(STORED), ttl=60)
+    backend.clear()
+    assert sem.find(PARAPHRASE, LLM) is None
+    assert sem.explain(PARAPHRASE, LLM)["bucket_entries"] == 0
+    if store_target.shared:
+        assert neighbour.find(PARAPHRASE, LLM) is not None
+
+
+def test_namespaces_do_not_share_an_index(store_target: StoreTarget) -> None:
+    backend = store_target.make()
+    layer(backend).add(STORED, LLM, key(STORED), ttl=60)
+    other = layer(backend.in_namespace(f"{backend.namespace}-other"))
+    assert other.find(PARAPHRASE, LLM) is None
+
+
+def test_two_processes_agree(store_target: StoreTarget) -> None:
+    """A second layer (another process) on the same store finds the first one's entries."""
+    first = store_target.make()
+    layer(first).add(STORED, LLM, key(STORED), ttl=60)
+    second = store_target.make_neighbour(first.namespace)
+    match = layer(second).find(PARAPHRASE, LLM)
+    assert match is not None and match.key == key(STORED)
+
+
+@pytest.mark.parametrize("failing", ["list_range", "get_many", "*"])
+def test_store_faults_are_no_match(store_target: StoreTarget, failing: str) -> None:
+    store = WrappedLists(store_target.make())
+    sem = layer(store)
+    sem.add(STORED, LLM, key(STORED), ttl=60)
+    store.failing = {failing}
+    assert sem.find(PARAPHRASE, LLM) is None
+    sem.add("another prompt about rice", LLM, key("another prompt about rice"))  # no raise
+    assert sem.counters["store_errors"] == 1
+    assert sem.counters["add_errors"] == (1 if failing in ("*", "list_push") else 0)
+    store.failing = set()
+    assert sem.find(PARAPHRASE, LLM) is not None
+
+
+async def test_async_store_faults_are_no_match(store_target: StoreTarget) -> None:
+    store = WrappedLists(store_target.make())
+    sem = layer(store)
+    await sem.aadd(STORED, LLM, key(STORED), ttl=60)
+    store.failing = {"alist_range"}
+    assert await sem.afind(PARAPHRASE, LLM) is None
+    store.failing = {"*"}
+    await sem.aadd("another prompt about rice", LLM, key("another prompt about rice"))
+    assert sem.counters["store_errors"] == 1 and sem.counters["add_errors"] == 1
+
+
+def test_bounded_round_trips(store_target: StoreTarget) -> None:
+    config = SemanticConfig(threshold=0.8, tables=4, bits=4, max_candidates=5)
+    store = WrappedLists(store_target.make())
+    sem = layer(store, config)
+    for p in VARIANTS:  # all near each other
+        sem.add(p, LLM, key(p), ttl=60)
+    assert store.calls == Counter({"set": len(VARIANTS), "list_push": len(VARIANTS) * 4})
+    store.calls.clear()
+    store.keys.clear()
+    sem.find(PARAPHRASE, LLM)
+    # one bucket read per table, one batched read of at most max_candidates entries
+    assert store.calls == Counter({"list_range": 4, "get_many": 1})
+    assert len(store.keys) <= 5
+
+
+# -- the rest on memory -------------------------------------------------------------------------
+def test_one_embedding_call_per_miss() -> None:
+    emb = HashingEmbeddings()
+    sem = SemanticLayer(MemoryBackend(), emb, CONFIG)
+    assert sem.find(STORED, LLM) is None
+    sem.add(STORED, LLM, key(STORED))  # the model answered: reuses find's vector
+    assert emb.calls == 1
+
+
+def test_backend_without_lists_uses_values() -> None:
+    store = Wrapped(MemoryBackend())
+    assert not isinstance(store, Lists)
+    sem = layer(store, SemanticConfig(threshold=0.8, bucket_max_len=3))
+    sem.add(STORED, LLM, key(STORED), ttl=60)
+    for p in VARIANTS[:4]:
+        sem.add(p, LLM, key(p), ttl=60)
+    assert sem.find(PARAPHRASE, LLM) is not None
+    store.calls.clear()
+    sem.find(PARAPHRASE, LLM)
+    assert store.calls == Counter({"get_many": 2})  # buckets in one batch, entries in one
+    for _ in range(4):
+        sem.add(STORED, LLM, key(STORED), ttl=60)  # 5 pushes into each of its 8 buckets
+    assert sem.explain(STORED, LLM)["bucket_entries"] == 3 * 8  # trimmed to 3 per bucket
+
+
+async def test_backend_without_lists_async() -> None:
+    sem = layer(Wrapped(MemoryBackend()))
+    await sem.aadd(STORED, LLM, key(STORED))
+    assert await sem.afind(PARAPHRASE, LLM) is not None
+
+
+class Broken:
+    def embed_query(self, text: str) -> list[float]:
+        raise RuntimeError("embedding service down")
+
+    async def aembed_query(self, text: str) -> list[float]:
+        raise RuntimeError("embedding service down")
+
+
+class Odd:
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def embed_query(self, text: str) -> Any:
+        return self.value
+
+
+@pytest.mark.parametrize("emb", [Broken(), Odd([]), Odd([0.0, 0.0]), Odd([float("nan")]),
+                                 Odd("text"), Odd([[1.0]]), Odd(None)])  # fmt: skip
+async def test_embedding_errors_are_no_match(emb: Any) -> None:
+    sem = SemanticLayer(MemoryBackend(), emb, CONFIG)
+    assert sem.find(STORED, LLM) is None
+    sem.add(STORED, LLM, key(STORED))
+    assert await sem.afind(STORED, LLM) is None
+    await sem.aadd(STORED, LLM, key(STORED))
+    assert sem.counters["embed_errors"] == 4
+
+
+def test_entries_are_verified() -> None:
+    """A bucket pointing at an entry whose key is not its prompt's key here is never served."""
+    backend = MemoryBackend()
+    sem = layer(backend)
+    sem.add(STORED, LLM, key("a different prompt"), ttl=60)  # a forged/misrouted entry
+    assert sem.find(PARAPHRASE, LLM) is None
+    assert sem.counters["unverified"] == 1
+
+
+def test_corrupt_entries_and_bucket_elements_are_skipped() -> None:
+    backend = MemoryBackend()
+    sem = layer(backend)
+    sem.add(STORED, LLM, key(STORED), ttl=60)
+    doc = sem.explain(STORED, LLM)
+    for bucket in doc["buckets"]:
+        backend.list_push(bucket, [b"short", b"\xff" * 64])
+    entry_keys = [k for k in backend.iter_keys("sem:") if ":e:" in k]
+    assert len(entry_keys) == 1
+    backend.set(entry_keys[0], b"garbage")
+    assert sem.find(PARAPHRASE, LLM) is None
+    assert sem.counters["corrupt"] == 1
+
+
+def test_remove_forgets_an_entry() -> None:
+    sem = layer(MemoryBackend())
+    sem.add(STORED, LLM, key(STORED), ttl=60)
+    sem.remove(STORED, LLM, key(STORED))
+    assert sem.find(PARAPHRASE, LLM) is None
+
+
+def test_bypassed_requests_are_not_indexed() -> None:
+    sem = layer(MemoryBackend(), policy=KeyPolicy(temperature="bypass_above=0.5"))
+    hot = "[('_type', 'fake'), ('temperature', 0.9)]"
+    sem.add(STORED, hot, "v1:whatever")
+    assert sem.find(STORED, hot) is None
+    assert sem.counters["bypasses"] == 1 and sem.counters["adds"] == 0
+
+
+def test_open_breaker_skips_the_store() -> None:
+    store = WrappedLists(MemoryBackend())
+    sem = layer(store)
+    store.failing = {"*"}
+    for _ in range(10):
+        assert sem.find(PARAPHRASE, LLM) is None
+    assert store.calls["list_range"] == 5  # the breaker opened after 5 faults
+
+
+def test_hyperplanes_are_pinned() -> None:
+    """Every process, every numpy version: the same hyperplanes (else buckets never meet)."""
+    planes = hyperplanes(0, 4, 8)
+    assert planes.shape == (4, 8)
+    assert abs(float(planes.mean())) < 1.0
+    assert np.round(planes[0, :3], 4).tolist() == pytest.approx(PINNED, abs=1e-4)
+
+
+PINNED = [0.9044, 0.8011, -0.1467]
+
+
+def test_explain_shows_the_decision() -> None:
+    sem = layer(MemoryBackend())
+    sem.add(STORED, LLM, key(STORED), ttl=60)
+    doc = sem.explain(PARAPHRASE, LLM)
+    assert doc["match"]["key"] == key(STORED)
+    assert doc["candidates"][0]["verdict"] == "hit"
+    assert len(doc["buckets"]) == 8 and doc["threshold"] == 0.8
+    assert sem.counters["lookups"] == 0  # explain counts nothing
+
+
+def test_concurrent_async_finds() -> None:
+    async def main() -> list[Any]:
+        sem = layer(MemoryBackend())
+        await sem.aadd(STORED, LLM, key(STORED))
+        return await asyncio.gather(*(sem.afind(PARAPHRASE, LLM) for _ in range(20)))
+
+    assert all(m is not None for m in asyncio.run(main()))

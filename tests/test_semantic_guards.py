@@ -1,0 +1,142 @@
+"""The false-hit guards: properties (hypothesis) and a hard set of near-duplicates."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llmcache.semantic import SemanticConfig
+from llmcache.semantic.guards import ALL_GUARDS, GUARDS, differences, features, vetoes
+
+# Plain lower-case words that no guard reads anything into.
+PLAIN = [
+    "how", "do", "i", "what", "is", "the", "a", "best", "way", "learn", "cook", "rice", "write",
+    "python", "code", "fast", "good", "book", "about", "history", "make", "bread", "at", "home",
+    "why", "sky", "blue", "can", "you", "explain", "this", "idea", "simply", "for", "kids",
+]  # fmt: skip
+words = st.lists(st.sampled_from(PLAIN), min_size=2, max_size=12)
+NAMES = ["Paris", "London", "Tokyo", "Alice", "Bob", "Python", "Java", "Rust", "Berlin", "Oslo"]
+MONTHS = ["January", "March", "April", "June", "July", "October", "December"]
+
+
+@given(st.text())
+@settings(max_examples=300)
+def test_a_prompt_never_vetoes_itself(text: str) -> None:
+    f = features(text)
+    assert {name: check(f, f) for name, check in GUARDS.items()} == dict.fromkeys(GUARDS, "")
+    assert vetoes(text, text) == []
+
+
+@given(st.text(), st.text())
+@settings(max_examples=300)
+def test_guards_never_raise_and_are_symmetric(a: str, b: str) -> None:
+    ab, ba = differences(a, b), differences(b, a)
+    assert "error" not in ab and "error" not in ba
+    assert set(ab) == set(ba)
+
+
+@given(words, st.integers(min_value=0, max_value=12))
+def test_inserting_not_vetoes(ws: list[str], at: int) -> None:
+    prompt = " ".join(ws)
+    negated = " ".join([*ws[:at], "not", *ws[at:]])
+    assert "negation" in vetoes(prompt, negated)
+
+
+@given(words, st.integers(min_value=0, max_value=10**6), st.integers(min_value=0, max_value=10**6))
+def test_changing_a_number_vetoes(ws: list[str], n: int, m: int) -> None:
+    if n == m:
+        m += 1
+    a = " ".join([*ws, str(n)])
+    b = " ".join([*ws, str(m)])
+    assert "number" in vetoes(a, b)
+
+
+@given(words, st.sampled_from(MONTHS), st.sampled_from(MONTHS))
+def test_changing_a_month_vetoes(ws: list[str], m1: str, m2: str) -> None:
+    if m1 == m2:
+        return
+    assert "date" in vetoes(" ".join([*ws, "in", m1]), " ".join([*ws, "in", m2]))
+
+
+@given(words, st.sampled_from(NAMES), st.sampled_from(NAMES))
+def test_changing_a_name_vetoes(ws: list[str], n1: str, n2: str) -> None:
+    if n1 == n2:
+        return
+    assert "entity" in vetoes(" ".join([*ws, "in", n1]), " ".join([*ws, "in", n2]))
+
+
+@given(words, st.text(alphabet="abcxyz019 ", min_size=1, max_size=10), st.text(min_size=1))
+def test_changing_a_quoted_literal_vetoes(ws: list[str], q1: str, q2: str) -> None:
+    q1, q2 = q1.strip() or "x", q2.replace('"', "").replace("\n", " ").strip() or "y"
+    if q1 == q2:
+        return
+    a = " ".join([*ws, f'"{q1}"'])
+    b = " ".join([*ws, f'"{q2}"'])
+    assert "quoted" in vetoes(a, b)
+
+
+@given(st.sampled_from(NAMES), st.sampled_from(NAMES))
+def test_swapping_source_and_target_vetoes(x: str, y: str) -> None:
+    if x == y:
+        return
+    assert "direction" in vetoes(
+        f"cheapest flight from {x} to {y}", f"cheapest flight from {y} to {x}"
+    )
+
+
+@given(words)
+def test_plain_rewording_is_not_vetoed(ws: list[str]) -> None:
+    assert vetoes(" ".join(ws), " ".join(reversed(ws)) + "?") == []
+
+
+HARD = [  # near-duplicates that must not share an answer, and the guard that catches each
+    ("How do I enable SSO in Okta?", "How do I disable SSO in Okta?", "antonym"),
+    ("Is it safe to eat raw eggs?", "Is it not safe to eat raw eggs?", "negation"),
+    ("Why can't I sleep at night?", "Why can I sleep at night?", "negation"),
+    ("What is 15% of 80?", "What is 15% of 90?", "number"),
+    ("Convert 5 miles to km", "Convert 5 km to miles", "direction"),
+    ("How many calories in 100 g of rice?", "How many calories in 100 oz of rice?", "unit"),
+    ("What happened on 2021-03-04?", "What happened on 2021-04-03?", "date"),
+    ("Weather in Paris tomorrow", "Weather in Paris today", "date"),
+    ("Who won the World Cup in 2018?", "Who won the World Cup in 2014?", "number"),
+    ("What is the population of Austria?", "What is the population of Australia?", "entity"),
+    ('Replace "foo" with "bar" in my file', 'Replace "bar" with "foo" in my file', "quoted"),
+    ("Translate English to French: hello", "Translate French to English: hello", "direction"),
+    ("Is Python faster than Java?", "Is Java faster than Python?", "direction"),
+    ("How to increase my credit limit", "How to decrease my credit limit", "antonym"),
+    ("Second president of the USA", "First president of the USA", "number"),
+    ("What is the capital of New Zealand?", "What is the capital of New Caledonia?", "entity"),
+    ("Flights from NYC to LAX", "Flights from LAX to NYC", "direction"),
+    ("Price of gold in USD", "Price of gold in EUR", "unit"),
+    ("Why is my iPhone not charging?", "Why is my iPad not charging?", "entity"),
+    ("How do I import a CSV file?", "How do I export a CSV file?", "antonym"),
+]
+PARAPHRASES = [
+    ("What is the capital of France?", "France's capital city?"),
+    ("How do I learn Python quickly?", "What's the fastest way to learn Python?"),
+    ("What is 2+2?", "what is 2 + 2"),
+    ("Explain quantum computing simply", "Describe quantum computing in simple terms"),
+    ("Why can't I sleep?", "Why am I unable to sleep?"),
+    ("How do I lose weight?", "What is the best way to lose weight?"),
+    ("Who wrote Hamlet?", "Who is the author of Hamlet?"),
+]
+
+
+@pytest.mark.parametrize(("a", "b", "guard"), HARD)
+def test_hard_negatives_are_vetoed(a: str, b: str, guard: str) -> None:
+    assert guard in vetoes(a, b), differences(a, b)
+
+
+@pytest.mark.parametrize(("a", "b"), PARAPHRASES)
+def test_paraphrases_pass(a: str, b: str) -> None:
+    assert vetoes(a, b) == []
+
+
+def test_guards_are_configurable_and_checked() -> None:
+    a, b = "How do I enable SSO?", "How do I disable SSO?"
+    assert vetoes(a, b, ["number"]) == []
+    assert SemanticConfig(guards=["number", "number"]).guards == ["number"]
+    with pytest.raises(ValueError, match="unknown guard 'sarcasm'; valid guards: negation"):
+        SemanticConfig(guards=["sarcasm"])
+    assert set(SemanticConfig().guards) == set(ALL_GUARDS)
