@@ -52,7 +52,7 @@ from llmcache.adapters.langgraph import (
 from llmcache.backends.base import check_namespace
 from llmcache.backends.memory import MemoryBackend
 from llmcache.codec import Codec, new_encryption_key
-from llmcache.errors import BackendError, BackendUnavailable, CodecError
+from llmcache.errors import BackendError, BackendUnavailable, CodecError, ConfigError
 from tests.backends.clients import REDIS_RELAXED, StoreTarget, new_namespace
 
 pytestmark = pytest.mark.langchain
@@ -477,6 +477,29 @@ async def test_a_fault_in_one_namespace_is_a_miss_for_it_only() -> None:
     finally:
         SlowThenDown.sick = set()
     assert cache.stats["errors"] == 2
+
+
+class ShortLived(MemoryBackend):
+    """A store that refuses long TTLs, as Momento refuses more than 24 h."""
+
+    def set_many(self, items: Mapping[str, bytes], ttl: float | None = None) -> None:
+        if ttl is not None and ttl > 100:
+            raise ConfigError(f"invalid ttl {ttl!r} (test)")
+        super().set_many(items, ttl)
+
+
+def test_a_ttl_the_store_refuses_skips_the_write_without_tripping_the_breaker() -> None:
+    cache = LangGraphCache(ShortLived(), breaker=CircuitBreaker(failures=2, cooldown=60))
+    long_node, short_node = Counter(), Counter()
+    long_graph = one_node_graph(cache, long_node, ttl=1000)
+    for _ in range(3):
+        long_graph.invoke({"x": 1})
+    assert long_node.calls == 3 and cache.stats["skipped_writes"] == 3
+    assert cache.stats["errors"] == 0 and cache.breaker.allow()
+    short_graph = one_node_graph(cache, short_node, ttl=50)
+    short_graph.invoke({"x": 1})
+    short_graph.invoke({"x": 1})
+    assert short_node.calls == 1
 
 
 def test_an_output_that_cannot_be_stored_safely_is_not_cached(

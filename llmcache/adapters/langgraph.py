@@ -46,6 +46,7 @@ import enum
 import hashlib
 import math
 import re
+import threading
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Self
@@ -65,7 +66,7 @@ from llmcache.backends import capabilities as cap
 from llmcache.backends.base import Backend
 from llmcache.codec import Codec
 from llmcache.config import Settings, encryption_keys, load_settings
-from llmcache.errors import CodecError
+from llmcache.errors import CodecError, ConfigError
 from llmcache.registry import backend_from_settings, create_backend
 from llmcache.stats import Stats
 
@@ -327,6 +328,7 @@ class LangGraphCache(BaseCache[Any]):
         self._adder: cap.AtomicAdd | None = self.registry if shared else None  # type: ignore[assignment]
         # Namespaces this process wrote: the registry where the store cannot keep one.
         self._written: set[Namespace] = set()
+        self._written_lock = threading.Lock()  # LangGraph writes from its background threads
 
     @classmethod
     def from_url(
@@ -406,6 +408,9 @@ class LangGraphCache(BaseCache[Any]):
             try:
                 cap.set_many(self.backend.in_namespace(name), items, ttl)
                 self._register(ns)
+            except ConfigError as exc:  # a ttl this store refuses (Momento: 24 h at most)
+                self._refused(items, exc)
+                continue
             except Exception as exc:
                 self.guard.fault("set", exc, "skipping writes")
                 continue
@@ -455,6 +460,9 @@ class LangGraphCache(BaseCache[Any]):
             try:
                 await cap.aset_many(self.backend.in_namespace(name), items, ttl)
                 await self._aregister(ns)
+            except ConfigError as exc:  # a ttl this store refuses (Momento: 24 h at most)
+                self._refused(items, exc)
+                continue
             except BaseException as exc:  # the caller's own cancellation is re-raised by as_fault
                 self.guard.fault("set", as_fault(exc), "skipping writes")
                 continue
@@ -483,7 +491,8 @@ class LangGraphCache(BaseCache[Any]):
     # finds its marker gone and registers again. (A namespace registered for the first time
     # between clear()'s read and its emptying of the registry escapes it: its entries expire.)
     def _register(self, ns: Namespace) -> None:
-        self._written.add(ns)
+        with self._written_lock:
+            self._written.add(ns)
         adder, lists = self._adder, self._lists
         if (
             adder is not None
@@ -493,7 +502,8 @@ class LangGraphCache(BaseCache[Any]):
             lists.list_push(_REGISTRY_LIST, [_ns_bytes(ns)])
 
     async def _aregister(self, ns: Namespace) -> None:
-        self._written.add(ns)
+        with self._written_lock:
+            self._written.add(ns)
         adder, lists = self._adder, self._lists
         if (
             adder is not None
@@ -532,8 +542,9 @@ class LangGraphCache(BaseCache[Any]):
     ) -> list[Namespace]:
         if namespaces is not None:
             return list(dict.fromkeys(tuple(ns) for ns in namespaces))
-        found = list(dict.fromkeys([*registered, *self._written]))
-        self._written.clear()
+        with self._written_lock:
+            found = list(dict.fromkeys([*registered, *self._written]))
+            self._written.clear()
         return found
 
     # -- pure helpers both sides share -----------------------------------------------------------
@@ -592,6 +603,11 @@ class LangGraphCache(BaseCache[Any]):
     def _read_fault(self, exc: Exception, count: int) -> None:
         self._stats.incr("misses", count)
         self.guard.fault("get", exc, "serving misses")
+
+    def _refused(self, items: dict[str, bytes], exc: ConfigError) -> None:
+        """Not a store fault (the breaker stays closed): those writes are skipped, logged once."""
+        self._stats.incr("skipped_writes", len(items))
+        self.guard.note("set", exc, "not caching these node outputs")
 
     def _wrote(self, items: dict[str, bytes]) -> None:
         self.breaker.success()
