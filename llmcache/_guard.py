@@ -12,6 +12,7 @@ goes through it:
 Any ``Exception`` is a fault, not only :class:`~llmcache.errors.BackendError`: a buggy driver
 must not fail the LLM call either. A ``CancelledError`` is the caller's own only when the
 caller's task is being cancelled; one that a driver's inner task raised is a fault too.
+:func:`fault_kind` names a fault in a few words (metrics and traces report it).
 """
 
 from __future__ import annotations
@@ -26,7 +27,13 @@ from typing import Literal
 
 from llmcache import _defaults
 from llmcache._breaker import CircuitBreaker
-from llmcache.errors import BackendError, ConfigError, PartialOutage
+from llmcache.errors import (
+    BackendError,
+    BackendUnavailable,
+    CodecError,
+    ConfigError,
+    PartialOutage,
+)
 from llmcache.stats import Stats
 
 __all__ = [
@@ -36,6 +43,7 @@ __all__ = [
     "as_fault",
     "check_on_error",
     "check_ttl",
+    "fault_kind",
     "foreign_cancellation",
 ]
 
@@ -79,6 +87,29 @@ def as_fault(exc: BaseException) -> Exception:
     if foreign_cancellation(exc):
         return RuntimeError("store call cancelled")
     raise exc
+
+
+def fault_kind(exc: BaseException) -> str:
+    """What kind of fault ``exc`` is, in one word (a span attribute; few distinct values):
+    ``timeout``, ``partial_outage``, ``unavailable``, ``codec``, ``backend_error``, else the
+    exception's class name (a driver's own bug). The chain of causes is read: a driver's
+    timeout re-raised as :class:`~llmcache.errors.BackendUnavailable` is a ``timeout``."""
+    chain: list[BaseException] = []
+    cause: BaseException | None = exc
+    while cause is not None and len(chain) < 8:  # bounded: a cause cycle cannot hang us
+        chain.append(cause)
+        cause = cause.__cause__
+    if any(isinstance(e, TimeoutError) or "Timeout" in type(e).__name__ for e in chain):
+        return "timeout"
+    if isinstance(exc, PartialOutage):
+        return "partial_outage"
+    if isinstance(exc, BackendUnavailable | ConnectionError):
+        return "unavailable"
+    if isinstance(exc, CodecError):
+        return "codec"
+    if isinstance(exc, BackendError):
+        return "backend_error"
+    return type(exc).__name__
 
 
 class Flag:

@@ -10,6 +10,9 @@ Example::
 
 An *answer* is any JSON value (the LangChain adapter stores a list of generations). Under the
 ``sample:k`` temperature mode a key keeps up to k answers and serves them in turn.
+
+Metrics and traces (:mod:`llmcache.metrics`) cost one attribute check per call while off:
+``_observer`` is None until an exporter is attached to the cache (or to every cache).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from llmcache.backends.tiered import with_l1
 from llmcache.codec import Codec, written_at
 from llmcache.config import L1Settings, Settings, encryption_keys, load_settings
 from llmcache.keys import KeyDecision, KeyPolicy
+from llmcache.metrics._observer import Hub, Usage, register
 from llmcache.registry import backend_from_settings, create_backend
 from llmcache.stats import Stats
 
@@ -94,6 +98,12 @@ class LLMCache:
         self._memo: OrderedDict[str, tuple[bytes, list[Any] | None]] = OrderedDict()
         self._memo_lock = threading.Lock()
         self._failed_lookups: OrderedDict[str, float] = OrderedDict()
+        #: What a hit saved, from a materialized answer: (model, input tokens, output tokens)
+        #: or None (the LangChain adapter sets it); read only while metrics are on.
+        self.usage_of: Callable[[Any], Usage | None] | None = None
+        #: The metrics/traces exporters this cache reports to; None while none is on.
+        self._observer: Hub | None = None
+        register(self)
 
     # -- construction -------------------------------------------------------------------------
     @classmethod
@@ -139,6 +149,13 @@ class LLMCache:
     def from_settings(cls, settings: Settings | None = None) -> Self:
         """Build a cache from :class:`Settings` (read from env/files when not given)."""
         settings = settings or load_settings()
+        # LLMCACHE_METRICS=otel,prometheus: turned on for every cache (idempotent). Read with
+        # getattr until config.Settings declares the field.
+        metrics = getattr(settings, "metrics", None)
+        if metrics:
+            from llmcache.metrics import enable
+
+            enable(metrics)
         backend = with_l1(backend_from_settings(settings), settings.l1)
         policy = KeyPolicy(
             temperature=settings.key.temperature,
@@ -169,7 +186,7 @@ class LLMCache:
         try:
             data = self.backend.get(decision.key)
         except Exception as exc:
-            self._lookup_failed(decision.key, exc)
+            self._lookup_failed(decision.key, exc, start)
             return None
         return self._looked_up(decision, data, start)
 
@@ -186,16 +203,16 @@ class LLMCache:
         ``max_age``: a hit older than this many seconds (or of unknown age) is a miss, counted
         as ``too_old``. ``namespace``: look in that namespace of the same store instead.
         """
-        decision = self._decide(prompt, llm_string, lookup=True)
+        decision = self._decide(prompt, llm_string, lookup=True, namespace=namespace)
         if decision is None or decision.key is None:
             return None
         start = time.perf_counter()
         try:
             data = self.store(namespace).get(decision.key)
         except Exception as exc:
-            self._lookup_failed(decision.key, exc)
+            self._lookup_failed(decision.key, exc, start, namespace)
             return None
-        return self._hit(decision, data, start, max_age)
+        return self._hit(decision, data, start, max_age, namespace)
 
     def update(
         self,
@@ -211,7 +228,7 @@ class LLMCache:
         ``ttl`` (seconds) overrides the cache's for this entry; ``namespace`` writes into that
         namespace of the same store.
         """
-        plan = self._update_plan(prompt, llm_string, ttl)
+        plan = self._update_plan(prompt, llm_string, ttl, namespace)
         if plan is None:
             return
         store = self.store(namespace)
@@ -298,9 +315,7 @@ class LLMCache:
         self._forget_local(key)
         return found and ok.ok
 
-    async def aforget(
-        self, prompt: str, llm_string: str, *, namespace: str | None = None
-    ) -> bool:
+    async def aforget(self, prompt: str, llm_string: str, *, namespace: str | None = None) -> bool:
         """Async :meth:`forget`."""
         key = self.key(prompt, llm_string)
         if key is None:
@@ -339,7 +354,7 @@ class LLMCache:
         try:
             data = await self.backend.aget(decision.key)
         except BaseException as exc:  # the caller's own cancellation is re-raised by as_fault
-            self._lookup_failed(decision.key, as_fault(exc))
+            self._lookup_failed(decision.key, as_fault(exc), start)
             return None
         return self._looked_up(decision, data, start)
 
@@ -352,16 +367,16 @@ class LLMCache:
         namespace: str | None = None,
     ) -> Hit | None:
         """Async :meth:`lookup_hit`."""
-        decision = self._decide(prompt, llm_string, lookup=True)
+        decision = self._decide(prompt, llm_string, lookup=True, namespace=namespace)
         if decision is None or decision.key is None:
             return None
         start = time.perf_counter()
         try:
             data = await self.store(namespace).aget(decision.key)
         except BaseException as exc:  # the caller's own cancellation is re-raised by as_fault
-            self._lookup_failed(decision.key, as_fault(exc))
+            self._lookup_failed(decision.key, as_fault(exc), start, namespace)
             return None
-        return self._hit(decision, data, start, max_age)
+        return self._hit(decision, data, start, max_age, namespace)
 
     async def aupdate(
         self,
@@ -373,7 +388,7 @@ class LLMCache:
         namespace: str | None = None,
     ) -> None:
         """Async :meth:`update`."""
-        plan = self._update_plan(prompt, llm_string, ttl)
+        plan = self._update_plan(prompt, llm_string, ttl, namespace)
         if plan is None:
             return
         store = self.store(namespace)
@@ -396,16 +411,24 @@ class LLMCache:
         return self.policy.explain(prompt, llm_string)
 
     # -- internals ----------------------------------------------------------------------------
-    def _decide(self, prompt: str, llm_string: str, *, lookup: bool = False) -> KeyDecision | None:
+    def _decide(
+        self, prompt: str, llm_string: str, *, lookup: bool = False, namespace: str | None = None
+    ) -> KeyDecision | None:
         decision = self.policy.decide(prompt, llm_string)
         if decision.key is None:
             if lookup:  # one request = one lookup (+ one update): count its bypass once
                 self.stats.incr("bypasses")
+            if self._observer is not None:
+                op = "lookup" if lookup else "update"
+                self._observer.event(self, op, "bypass", namespace=namespace)
             return None
         if not self.guard.allow():
             # The store kept failing: skip it entirely (no timeout paid) until the probe. A
             # lookup is a miss; a skipped write is counted apart (hits+misses+bypasses=lookups).
             self.stats.incr("misses" if lookup else "skipped_writes")
+            if self._observer is not None:
+                op = "lookup" if lookup else "update"
+                self._observer.event(self, op, "skipped", namespace=namespace)
             return None
         return decision
 
@@ -414,18 +437,40 @@ class LLMCache:
         if op == "lookup":
             self.stats.incr("misses")
 
-    def _looked_up(self, decision: KeyDecision, data: bytes | None, start: float) -> Any | None:
+    def _looked_up(
+        self, decision: KeyDecision, data: bytes | None, start: float, namespace: str | None = None
+    ) -> Any | None:
         """What a lookup returns once the store answered (``data``, or None for a miss)."""
         assert decision.key is not None
         self.breaker.success()
         if self._failed_lookups:  # the store answers again: this key's update may proceed
             self._skip_update(decision.key, count=False)
         answer = self._answer_from(decision, data)
-        self.stats.lookup_latency.add(time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        self.stats.lookup_latency.add(seconds)
+        if self._observer is not None:  # the only metrics cost of a hit while they are off
+            self._observed(answer, data, seconds, namespace)
         return answer
 
+    def _observed(
+        self, answer: Any | None, data: bytes | None, seconds: float, namespace: str | None
+    ) -> None:
+        assert self._observer is not None
+        if answer is None:
+            self._observer.event(self, "lookup", "miss", seconds, namespace=namespace)
+        else:
+            nbytes = len(data or b"")
+            self._observer.event(
+                self, "lookup", "hit", seconds, nbytes=nbytes, namespace=namespace, answer=answer
+            )
+
     def _hit(
-        self, decision: KeyDecision, data: bytes | None, start: float, max_age: float | None
+        self,
+        decision: KeyDecision,
+        data: bytes | None,
+        start: float,
+        max_age: float | None,
+        namespace: str | None = None,
     ) -> Hit | None:
         assert decision.key is not None
         age = None
@@ -436,11 +481,18 @@ class LLMCache:
             self.breaker.success()
             self.stats.incr("too_old")
             self.stats.incr("misses")
+            if self._observer is not None:
+                self._observed(None, data, time.perf_counter() - start, namespace)
             return None
-        answer = self._looked_up(decision, data, start)
+        answer = self._looked_up(decision, data, start, namespace)
         return None if answer is None else Hit(answer, decision.key, age)
 
-    def _lookup_failed(self, key: str, exc: Exception) -> None:
+    def _lookup_failed(
+        self, key: str, exc: Exception, start: float, namespace: str | None = None
+    ) -> None:
+        if self._observer is not None:  # before the guard, which may raise (on_error="raise")
+            seconds = time.perf_counter() - start
+            self._observer.event(self, "lookup", "error", seconds, namespace=namespace, exc=exc)
         self._fault("lookup", exc)
         with self._turns_lock:
             self._failed_lookups[key] = time.monotonic()
@@ -460,12 +512,23 @@ class LLMCache:
             self.stats.incr("skipped_after_fault")
         return True
 
-    def _update_plan(self, prompt: str, llm_string: str, ttl: float | None = None) -> Update | None:
+    def _update_plan(
+        self,
+        prompt: str,
+        llm_string: str,
+        ttl: float | None = None,
+        namespace: str | None = None,
+    ) -> Update | None:
         """The steps of an update, or None when it is bypassed or follows a failed lookup."""
-        decision = self._decide(prompt, llm_string)
-        if decision is None or decision.key is None or self._skip_update(decision.key):
+        decision = self._decide(prompt, llm_string, namespace=namespace)
+        if decision is None or decision.key is None:
             return None
-        return Update(self, decision, decision.key, self.ttl if ttl is None else check_ttl(ttl))
+        if self._skip_update(decision.key):
+            if self._observer is not None:
+                self._observer.event(self, "update", "skipped", namespace=namespace)
+            return None
+        ttl = self.ttl if ttl is None else check_ttl(ttl)
+        return Update(self, decision, decision.key, ttl, namespace)
 
     def _payload(self, decision: KeyDecision, data: bytes | None, answer: Any) -> bytes | None:
         """Bytes to store: ``answer`` after the stored ones (sample:k); None when k are stored."""

@@ -1,4 +1,7 @@
-"""Monthly cost of a cache workload on Momento and on ElastiCache (nodes or serverless).
+"""What caching costs and saves: a workload's store bill, and the price of the tokens a hit saves.
+
+**Store costs**: the monthly cost of a cache workload on Momento and on ElastiCache (nodes or
+serverless).
 
 Prices are examples with a date, not quotes: every one can be overridden (``Prices(...)``,
 ``llmcache bench --price NAME=VALUE``). Defaults, US East, as published and checked 2026-11:
@@ -14,16 +17,36 @@ Example::
     from llmcache.pricing import Prices, Traffic, monthly_costs
 
     monthly_costs(Traffic(requests_per_s=50, hit_ratio=0.6, value_bytes=3000), Prices())
+
+**Model prices**: USD per million input and output tokens of common models
+(:data:`MODEL_PRICES`, list prices as published when each model launched: examples, not quotes),
+matched by the longest prefix of the model name a provider reports (``gpt-4o-mini-2024-07-18``
+is ``gpt-4o-mini``). The metrics price the tokens a hit saved with them (see
+docs/observability.md); pass your own for other models or negotiated prices::
+
+    from llmcache.pricing import ModelPrices
+
+    prices = ModelPrices.default().with_models({"my-model": (0.5, 1.5)})
+    prices.cost("gpt-4o-mini-2024-07-18", input_tokens=1000, output_tokens=200)   # 0.00027
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 
 from llmcache.errors import ConfigError
 
-__all__ = ["PRICES_AS_OF", "Prices", "Traffic", "monthly_costs"]
+__all__ = [
+    "MODEL_PRICES",
+    "PRICES_AS_OF",
+    "ModelPrices",
+    "Prices",
+    "TokenPrice",
+    "Traffic",
+    "monthly_costs",
+]
 
 PRICES_AS_OF = "2026-11"
 HOURS_PER_MONTH = 730.0
@@ -102,3 +125,83 @@ def monthly_costs(traffic: Traffic, prices: Prices) -> dict[str, float]:
         "ElastiCache Serverless": round(serverless, 2),
         "ElastiCache nodes": round(nodes, 2),
     }
+
+
+# --------------------------------------------------------------------------- model prices
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPrice:
+    """USD per million tokens, input (prompt) and output (completion)."""
+
+    input: float
+    output: float
+
+    def __post_init__(self) -> None:
+        for name in ("input", "output"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+                raise ConfigError(f"invalid {name} price {value!r}: USD per 1M tokens, >= 0")
+
+
+#: Example list prices, USD per 1M tokens (input, output), each as published by its provider
+#: when the model launched (openai.com/api/pricing, anthropic.com/pricing,
+#: ai.google.dev/pricing). Prompt-cache discounts and batch prices are not modelled.
+MODEL_PRICES: Mapping[str, TokenPrice] = {
+    "gpt-4o": TokenPrice(2.50, 10.00),
+    "gpt-4o-mini": TokenPrice(0.15, 0.60),
+    "gpt-4.1": TokenPrice(2.00, 8.00),
+    "gpt-4.1-mini": TokenPrice(0.40, 1.60),
+    "gpt-4.1-nano": TokenPrice(0.10, 0.40),
+    "o3-mini": TokenPrice(1.10, 4.40),
+    "claude-3-5-haiku": TokenPrice(0.80, 4.00),
+    "claude-3-5-sonnet": TokenPrice(3.00, 15.00),
+    "claude-3-7-sonnet": TokenPrice(3.00, 15.00),
+    "claude-sonnet-4": TokenPrice(3.00, 15.00),
+    "claude-opus-4": TokenPrice(15.00, 75.00),
+    "gemini-1.5-flash": TokenPrice(0.075, 0.30),
+    "gemini-2.0-flash": TokenPrice(0.10, 0.40),
+}
+
+
+class ModelPrices:
+    """Token prices by model name, looked up by the longest matching prefix."""
+
+    __slots__ = ("_by_length", "_found", "prices")
+
+    def __init__(self, prices: Mapping[str, TokenPrice | tuple[float, float]]) -> None:
+        self.prices: dict[str, TokenPrice] = {
+            name: p if isinstance(p, TokenPrice) else TokenPrice(*p) for name, p in prices.items()
+        }
+        self._by_length = sorted(self.prices, key=len, reverse=True)
+        self._found: dict[str, TokenPrice | None] = {}  # model name -> price (bounded below)
+
+    @classmethod
+    def default(cls) -> ModelPrices:
+        """The example list prices of :data:`MODEL_PRICES`."""
+        return cls(MODEL_PRICES)
+
+    def with_models(self, prices: Mapping[str, TokenPrice | tuple[float, float]]) -> ModelPrices:
+        """A copy where ``prices`` (model name or prefix → price) add to or replace these."""
+        return ModelPrices({**self.prices, **prices})
+
+    def price(self, model: str) -> TokenPrice | None:
+        """The price of ``model`` (longest prefix that matches), or None when unknown."""
+        try:
+            return self._found[model]
+        except KeyError:
+            pass
+        found = next((self.prices[p] for p in self._by_length if model.startswith(p)), None)
+        if len(self._found) < 1024:  # model names are few; a bound in case they are not
+            self._found[model] = found
+        return found
+
+    def cost(self, model: str, input_tokens: int, output_tokens: int) -> float | None:
+        """USD that many tokens of ``model`` cost, or None when its price is unknown."""
+        price = self.price(model)
+        if price is None:
+            return None
+        return (input_tokens * price.input + output_tokens * price.output) / 1e6
+
+    def __repr__(self) -> str:
+        return f"ModelPrices({len(self.prices)} models)"

@@ -8,6 +8,7 @@ Example::
 
 from __future__ import annotations
 
+import statistics
 import threading
 from collections import deque
 from typing import Any
@@ -43,14 +44,25 @@ class LatencyWindow:
         self._samples.append(seconds)  # deque.append is atomic under the GIL
 
     def percentiles_ms(self) -> dict[str, float]:
-        samples = sorted(self._samples)
+        """p50, p95, p99 and max in milliseconds, and the sample count; {} before any sample.
+
+        Percentiles interpolate between samples (:func:`statistics.quantiles`, "inclusive":
+        the window is the whole population, so they lie between its min and max).
+        """
+        samples = list(self._samples)
         if not samples:
             return {}
-        last = len(samples) - 1
+        # quantiles needs two points; one sample is every percentile of itself.
+        cuts = statistics.quantiles(
+            samples * 2 if len(samples) == 1 else samples, n=100, method="inclusive"
+        )
         return {
-            name: round(samples[min(last, int(q * len(samples)))] * 1000, 4)
-            for name, q in (("p50", 0.5), ("p95", 0.95), ("p99", 0.99), ("max", 1.0))
-        } | {"count": float(len(samples))}
+            "p50": round(cuts[49] * 1000, 4),
+            "p95": round(cuts[94] * 1000, 4),
+            "p99": round(cuts[98] * 1000, 4),
+            "max": round(max(samples) * 1000, 4),
+            "count": float(len(samples)),
+        }
 
 
 class Stats:

@@ -14,6 +14,9 @@ Store faults become misses (the model is called), never exceptions in the caller
 ``record_to=path`` also appends every request (hits, misses and bypasses, with token usage) to a
 JSONL request log for ``llmcache replay`` (see docs/replay.md). The log holds prompt text.
 
+With metrics on (:mod:`llmcache.metrics`), a chat hit reports the tokens it saved (the stored
+message's ``usage_metadata``) under the model its ``response_metadata`` names.
+
 The other LangChain adapters live in their own modules and are re-exported here:
 :class:`LangChainByteStore` (a ``ByteStore``, for ``CacheBackedEmbeddings``) and
 :class:`LangChainChatHistory` (a ``BaseChatMessageHistory``, for ``RunnableWithMessageHistory``).
@@ -24,7 +27,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import orjson
 from langchain_core.caches import RETURN_VAL_TYPE, BaseCache
@@ -38,6 +41,7 @@ from llmcache.adapters.langchain_history import LangChainChatHistory
 from llmcache.adapters.langchain_store import LangChainByteStore
 from llmcache.cache import LLMCache
 from llmcache.config import Settings
+from llmcache.metrics._observer import Usage
 from llmcache.requestlog import RequestRecorder
 
 __all__ = [
@@ -75,6 +79,8 @@ class LangChainCache(BaseCache):
             # is memoised by the cache as an _Answer, which gives every hit objects of its own,
             # so callers may change what they receive.
             cache.materialize, cache.share = generations_from_json, _Answer
+        if cache.usage_of is None:  # read by the metrics only, on hits
+            cache.usage_of = _hit_usage
         self.recorder = RequestRecorder(record_to) if record_to is not None else None
 
     @classmethod
@@ -206,11 +212,12 @@ class _Answer:
     that. The first hit takes the objects that were just built: nobody else has seen them.
     """
 
-    __slots__ = ("_first", "_frozen")
+    __slots__ = ("_first", "_frozen", "_usage")
 
     def __init__(self, generations: list[Generation]) -> None:
         self._frozen = _Frozen(generations)  # before anyone can change them
         self._first = [generations]
+        self._usage: Usage | Literal[False] | None = False  # False: not read yet
 
     def fresh(self) -> list[Generation]:
         """Generations no other caller holds (the first call gets the ones built at decode)."""
@@ -218,6 +225,13 @@ class _Answer:
             return self._first.pop()  # atomic: of two threads, one gets them, one thaws
         except IndexError:
             return self._frozen.thaw()
+
+    def usage(self) -> Usage | None:
+        """What a hit on this answer saves (metrics only: computed at the first ask)."""
+        if self._usage is False:
+            # From a thawed copy: the generations built first may be in a caller's hands.
+            self._usage = _saved(self._frozen.thaw())
+        return self._usage
 
 
 #: orjson refuses (instead of silently converting) what would not thaw into the same types.
@@ -326,6 +340,33 @@ def _usage(generations: Sequence[Generation]) -> dict[str, int] | None:
                 }
     except Exception:  # odd usage objects: the request is still recorded, without tokens
         return None
+    return None
+
+
+def _saved(generations: Sequence[Generation]) -> Usage | None:
+    """(model, input tokens, output tokens) of an answer, as :func:`_usage` reads them; the
+    model is the one the provider named in ``response_metadata`` (``unknown`` without)."""
+    usage = _usage(generations)
+    if usage is None:
+        return None
+    model = "unknown"
+    for gen in generations:
+        meta = getattr(getattr(gen, "message", None), "response_metadata", None)
+        if isinstance(meta, dict):
+            name = meta.get("model_name") or meta.get("model")
+            if isinstance(name, str) and name:
+                model = name
+                break
+    return model, usage["input_tokens"], usage["output_tokens"]
+
+
+def _hit_usage(answer: Any) -> Usage | None:
+    """What a hit saved (``LLMCache.usage_of``): its answer is generations, or a memoised
+    :class:`_Answer`; anything else (another materializer's answers) is None."""
+    if isinstance(answer, _Answer):
+        return answer.usage()
+    if isinstance(answer, list):
+        return _saved(answer)
     return None
 
 
