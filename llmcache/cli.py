@@ -359,9 +359,9 @@ def forget(
 ) -> None:
     """Delete one request's cached answer (all its sample:k answers), namespace kept.
 
-    The request is keyed exactly as `llmcache key` keys it (same PROMPT, --model, --param,
-    --llm-string, --temperature-mode). Exit 0: deleted; 1: there was no entry; 3: bad
-    configuration; 4: the store failed.
+    The request is keyed as `llmcache key` keys it (same PROMPT and request options).
+
+    Exit 0: deleted; 1: there was no entry; 3: configuration error; 4: the store failed.
     """
     text = _llm_string(llm_string, model, param)
     try:
