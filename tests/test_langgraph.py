@@ -55,7 +55,7 @@ from llmcache.codec import Codec, new_encryption_key
 from llmcache.errors import BackendError, BackendUnavailable, CodecError, ConfigError
 from tests.backends.clients import REDIS_RELAXED, StoreTarget, new_namespace
 
-pytestmark = pytest.mark.langchain
+pytestmark = [pytest.mark.langchain, pytest.mark.langgraph]
 
 
 # -- graphs ----------------------------------------------------------------------------------------
