@@ -61,7 +61,13 @@ class Update:
             return None
         payload = self.cache._payload(self.decision, self.prior, answer)
         if payload is None and (observer := self.cache._observer) is not None:
-            observer.event(self.cache, "update", "not_stored", namespace=self.namespace)
+            observer.event(
+                self.cache,
+                "update",
+                "not_stored",
+                namespace=self.namespace,
+                decision=self.decision,
+            )
         return payload
 
     def write(self, put: Callable[[str, bytes, float | None], None], payload: bytes) -> None:
@@ -88,7 +94,13 @@ class Update:
         if (observer := self.cache._observer) is not None:
             seconds = time.perf_counter() - self.start
             observer.event(
-                self.cache, "update", "error", seconds, namespace=self.namespace, exc=exc
+                self.cache,
+                "update",
+                "error",
+                seconds,
+                namespace=self.namespace,
+                exc=exc,
+                decision=self.decision,
             )
         self.cache.guard.fault("update", exc)
 
@@ -107,4 +119,5 @@ class Update:
                 seconds,
                 nbytes=len(payload),
                 namespace=self.namespace,
+                decision=self.decision,
             )

@@ -186,7 +186,7 @@ class LLMCache:
         try:
             data = self.backend.get(decision.key)
         except Exception as exc:
-            self._lookup_failed(decision.key, exc, start)
+            self._lookup_failed(decision, exc, start)
             return None
         return self._looked_up(decision, data, start)
 
@@ -210,7 +210,7 @@ class LLMCache:
         try:
             data = self.store(namespace).get(decision.key)
         except Exception as exc:
-            self._lookup_failed(decision.key, exc, start, namespace)
+            self._lookup_failed(decision, exc, start, namespace)
             return None
         return self._hit(decision, data, start, max_age, namespace)
 
@@ -354,7 +354,7 @@ class LLMCache:
         try:
             data = await self.backend.aget(decision.key)
         except BaseException as exc:  # the caller's own cancellation is re-raised by as_fault
-            self._lookup_failed(decision.key, as_fault(exc), start)
+            self._lookup_failed(decision, as_fault(exc), start)
             return None
         return self._looked_up(decision, data, start)
 
@@ -374,7 +374,7 @@ class LLMCache:
         try:
             data = await self.store(namespace).aget(decision.key)
         except BaseException as exc:  # the caller's own cancellation is re-raised by as_fault
-            self._lookup_failed(decision.key, as_fault(exc), start, namespace)
+            self._lookup_failed(decision, as_fault(exc), start, namespace)
             return None
         return self._hit(decision, data, start, max_age, namespace)
 
@@ -420,7 +420,7 @@ class LLMCache:
                 self.stats.incr("bypasses")
             if self._observer is not None:
                 op = "lookup" if lookup else "update"
-                self._observer.event(self, op, "bypass", namespace=namespace)
+                self._observer.event(self, op, "bypass", namespace=namespace, decision=decision)
             return None
         if not self.guard.allow():
             # The store kept failing: skip it entirely (no timeout paid) until the probe. A
@@ -428,7 +428,7 @@ class LLMCache:
             self.stats.incr("misses" if lookup else "skipped_writes")
             if self._observer is not None:
                 op = "lookup" if lookup else "update"
-                self._observer.event(self, op, "skipped", namespace=namespace)
+                self._observer.event(self, op, "skipped", namespace=namespace, decision=decision)
             return None
         return decision
 
@@ -449,20 +449,29 @@ class LLMCache:
         seconds = time.perf_counter() - start
         self.stats.lookup_latency.add(seconds)
         if self._observer is not None:  # the only metrics cost of a hit while they are off
-            self._observed(answer, data, seconds, namespace)
+            self._observed(decision, answer, data, seconds, namespace)
         return answer
 
     def _observed(
-        self, answer: Any | None, data: bytes | None, seconds: float, namespace: str | None
+        self,
+        decision: KeyDecision,
+        answer: Any | None,
+        data: bytes | None,
+        seconds: float,
+        namespace: str | None,
     ) -> None:
         assert self._observer is not None
-        if answer is None:
-            self._observer.event(self, "lookup", "miss", seconds, namespace=namespace)
-        else:
-            nbytes = len(data or b"")
-            self._observer.event(
-                self, "lookup", "hit", seconds, nbytes=nbytes, namespace=namespace, answer=answer
-            )
+        result, nbytes = ("miss", 0) if answer is None else ("hit", len(data or b""))
+        self._observer.event(
+            self,
+            "lookup",
+            result,
+            seconds,
+            nbytes=nbytes,
+            namespace=namespace,
+            decision=decision,
+            answer=answer,
+        )
 
     def _hit(
         self,
@@ -482,17 +491,21 @@ class LLMCache:
             self.stats.incr("too_old")
             self.stats.incr("misses")
             if self._observer is not None:
-                self._observed(None, data, time.perf_counter() - start, namespace)
+                self._observed(decision, None, data, time.perf_counter() - start, namespace)
             return None
         answer = self._looked_up(decision, data, start, namespace)
         return None if answer is None else Hit(answer, decision.key, age)
 
     def _lookup_failed(
-        self, key: str, exc: Exception, start: float, namespace: str | None = None
+        self, decision: KeyDecision, exc: Exception, start: float, namespace: str | None = None
     ) -> None:
+        key = decision.key
+        assert key is not None
         if self._observer is not None:  # before the guard, which may raise (on_error="raise")
             seconds = time.perf_counter() - start
-            self._observer.event(self, "lookup", "error", seconds, namespace=namespace, exc=exc)
+            self._observer.event(
+                self, "lookup", "error", seconds, namespace=namespace, exc=exc, decision=decision
+            )
         self._fault("lookup", exc)
         with self._turns_lock:
             self._failed_lookups[key] = time.monotonic()
@@ -525,7 +538,9 @@ class LLMCache:
             return None
         if self._skip_update(decision.key):
             if self._observer is not None:
-                self._observer.event(self, "update", "skipped", namespace=namespace)
+                self._observer.event(
+                    self, "update", "skipped", namespace=namespace, decision=decision
+                )
             return None
         ttl = self.ttl if ttl is None else check_ttl(ttl)
         return Update(self, decision, decision.key, ttl, namespace)

@@ -53,6 +53,7 @@ def enable_otel(
     tracer_provider: Any = None,
     meter_provider: Any = None,
     prices: Prices = None,
+    traces: bool = True,
 ) -> Exporter:
     """Report spans and metrics through the OpenTelemetry API; returns the exporter.
 
@@ -60,13 +61,17 @@ def enable_otel(
     on one), or None for every cache. The providers default to the global ones the app set
     up (``opentelemetry-sdk``); set them later and the reports follow. ``prices``: model →
     (USD per 1M input, output tokens), added to :data:`llmcache.pricing.MODEL_PRICES`, or a
-    :class:`~llmcache.pricing.ModelPrices`. Calling it again with the same providers returns
-    the same exporter.
+    :class:`~llmcache.pricing.ModelPrices`. ``traces=False``: metrics only, no spans (a span
+    costs more than the metrics; the tracer provider's sampler is the other knob). Calling it
+    again with the same providers returns the same exporter.
     """
     from llmcache.metrics.otel import OTelExporter
 
     exporter = OTelExporter.get(
-        tracer_provider=tracer_provider, meter_provider=meter_provider, prices=prices
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        prices=prices,
+        traces=traces,
     )
     attach(exporter, _cache_of(target))
     return exporter

@@ -25,6 +25,7 @@ from llmcache.pricing import ModelPrices, TokenPrice
 if TYPE_CHECKING:
     from llmcache.backends.base import Backend
     from llmcache.cache import LLMCache
+    from llmcache.keys import KeyDecision
 
 __all__ = [
     "Event",
@@ -35,6 +36,7 @@ __all__ = [
     "backend_label",
     "detach",
     "register",
+    "request_model",
 ]
 
 log = logging.getLogger("llmcache")
@@ -79,7 +81,9 @@ class Event:
     nbytes: int  # bytes read (a hit) or written
     fault: str | None  # the fault's kind (see llmcache._guard.fault_kind)
     end_ns: int  # wall clock (ns since the epoch) when it ended, for spans
-    usage: Usage | None = None  # what a hit saved, when the adapter knows it
+    model: str = "unknown"  # the model the request names (see request_model)
+    usage: Usage | None = None  # what a hit saved, when the adapter knows it; its model is
+    #: the request's, or the one the stored answer names when the request names none
 
 
 class Exporter(ABC):
@@ -136,6 +140,26 @@ def backend_label(backend: Backend) -> str:
     return type(backend).__name__.lower()
 
 
+#: Parameters that name the model in LangChain's llm_string, most specific first.
+_MODEL_PARAMS = ("model_name", "model", "model_id", "deployment_name", "azure_deployment")
+
+
+def request_model(decision: KeyDecision) -> str:
+    """The model a request names (``model_name``/``model``/... parameter of its llm_string),
+    else its model type (``_type``, e.g. ``openai-chat``), else ``unknown``."""
+    material = decision.material
+    params = material.get("params")
+    if isinstance(params, dict):
+        for name in _MODEL_PARAMS:
+            value = params.get(name)
+            if isinstance(value, str) and value:
+                return value
+    kind = material.get("model")
+    if isinstance(kind, str) and kind and not kind.startswith("opaque:"):
+        return kind
+    return "unknown"
+
+
 class Hub:
     """What a cache calls when an exporter is on: builds the event once, fans it out."""
 
@@ -156,15 +180,19 @@ class Hub:
         nbytes: int = 0,
         namespace: str | None = None,
         exc: BaseException | None = None,
+        decision: KeyDecision | None = None,
         answer: Any = None,
     ) -> None:
         """Report one lookup or update; an exporter's failure is logged, never raised."""
+        model = "unknown" if decision is None else request_model(decision)
         usage = None
         if answer is not None and cache.usage_of is not None:
             try:
                 usage = cache.usage_of(answer)
             except Exception as error:  # an odd answer: the hit is still counted
                 log.debug("llmcache: no usage in a hit: %s", error)
+            if usage is not None and model != "unknown":
+                usage = (model, usage[1], usage[2])
         event = Event(
             op,
             result,
@@ -174,6 +202,7 @@ class Hub:
             nbytes,
             None if exc is None else fault_kind(exc),
             time.time_ns(),
+            model,
             usage,
         )
         for exporter in self.exporters:

@@ -4,13 +4,14 @@ Uses ``opentelemetry-api`` only (``pip install 'llmcache[otel]'``); the applicat
 and configures the SDK and its exporters. Turned on by :func:`llmcache.metrics.enable_otel`.
 
 Spans ``llmcache.lookup`` / ``llmcache.update`` (attributes ``llmcache.hit``,
-``llmcache.result``, ``llmcache.backend``, ``llmcache.namespace``, ``llmcache.bytes`` and, on a
+``llmcache.result``, ``llmcache.backend``, ``llmcache.namespace``, ``llmcache.model``,
+``llmcache.bytes`` and, on a
 store fault, ``llmcache.fault`` with an error status) are recorded when the call ends, with
 its start and end times, as children of the span current at the caller: store-driver spans
 are their siblings, not their children. Instruments of the meter ``llmcache``:
 
 =========================  ===========  ==========================================
-``llmcache.lookups``       counter      attributes ``llmcache.result``, backend, namespace
+``llmcache.lookups``       counter      attributes ``llmcache.result``, backend, namespace, model
 ``llmcache.lookup.duration`` histogram  seconds spent on the store (hits, misses, errors)
 ``llmcache.updates``       counter      ``llmcache.result``: written, not_stored, bypass, ...
 ``llmcache.bytes``         counter      ``llmcache.direction``: read (hits) or written
@@ -50,9 +51,15 @@ class OTelExporter(Exporter):
     """Reports events as spans and as instruments of the ``llmcache`` meter."""
 
     def __init__(
-        self, *, tracer_provider: Any = None, meter_provider: Any = None, prices: Any = None
+        self,
+        *,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        prices: Any = None,
+        traces: bool = True,
     ) -> None:
         super().__init__(prices)
+        self.traces = traces
         from llmcache import __version__
 
         # Kept alive: the exporters made are found again by the providers' ids.
@@ -90,30 +97,40 @@ class OTelExporter(Exporter):
 
     @classmethod
     def get(
-        cls, *, tracer_provider: Any = None, meter_provider: Any = None, prices: Any = None
+        cls,
+        *,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        prices: Any = None,
+        traces: bool = True,
     ) -> OTelExporter:
         """The exporter for these providers (made once: instruments are not registered twice);
-        ``prices``, when given, replace the existing exporter's."""
+        ``prices``, when given, and ``traces`` replace the existing exporter's."""
         key = (id(tracer_provider), id(meter_provider))
         with _exporters_lock:
             exporter = _exporters.get(key)
             if exporter is None:
                 exporter = _exporters[key] = cls(
-                    tracer_provider=tracer_provider, meter_provider=meter_provider, prices=prices
+                    tracer_provider=tracer_provider,
+                    meter_provider=meter_provider,
+                    prices=prices,
+                    traces=traces,
                 )
             elif prices is not None:
                 exporter.prices = model_prices(prices)
+            exporter.traces = traces
             return exporter
 
     def record(self, event: Event) -> None:
         labels = self._labels("llmcache.result", event.result, event)
         span_attrs: dict[str, Any] = {
             **labels,
+            "llmcache.model": event.model,
             "llmcache.bytes": event.nbytes,
         }
         if event.op == "lookup":
             span_attrs["llmcache.hit"] = event.result == "hit"
-            self.lookups.add(1, labels)
+            self.lookups.add(1, self._lookup_labels(event))
             if event.seconds is not None:
                 self.latency.record(event.seconds, self._labels("", "", event))
             if event.nbytes:
@@ -124,6 +141,8 @@ class OTelExporter(Exporter):
             self.updates.add(1, labels)
             if event.nbytes:
                 self.bytes.add(event.nbytes, self._labels("llmcache.direction", "written", event))
+        if not self.traces:
+            return
         if event.fault is not None:
             span_attrs["llmcache.fault"] = event.fault
         start_ns = event.end_ns - int((event.seconds or 0.0) * 1e9)
@@ -151,6 +170,15 @@ class OTelExporter(Exporter):
             attrs = {"llmcache.backend": event.backend, "llmcache.namespace": event.namespace}
             if name:
                 attrs[name] = value
+            self._attrs[key] = attrs
+        return attrs
+
+    def _lookup_labels(self, event: Event) -> dict[str, str]:
+        key = ("lookup", event.result, event.backend, event.namespace, event.model)
+        attrs = self._attrs.get(key)
+        if attrs is None:
+            attrs = {**self._labels("llmcache.result", event.result, event)}
+            attrs["llmcache.model"] = event.model
             self._attrs[key] = attrs
         return attrs
 

@@ -5,8 +5,8 @@
 own ``CollectorRegistry``), served by :func:`llmcache.metrics.start_http_server` or by the
 app's own ``/metrics`` handler. The series:
 
-- ``llmcache_lookups_total{result, backend, namespace}``: result is hit, miss, bypass, error or
-  skipped (breaker open);
+- ``llmcache_lookups_total{result, backend, namespace, model}``: result is hit, miss, bypass,
+  error or skipped (breaker open); model is the one the request names;
 - ``llmcache_lookup_seconds{backend, namespace}``: histogram of the time a lookup spent on the
   store (hits, misses and faults; bypasses and skips never reach it);
 - ``llmcache_updates_total{result, backend, namespace}``: written, not_stored, bypass, error or
@@ -55,7 +55,10 @@ class PrometheusExporter(Exporter):
         self.registry = prometheus_client.REGISTRY if registry is None else registry
         r = self.registry
         self.lookups = Counter(
-            "llmcache_lookups", "Cache lookups by result", ("result", *_STORE), registry=r
+            "llmcache_lookups",
+            "Cache lookups by result",
+            ("result", *_STORE, "model"),
+            registry=r,
         )
         self.latency = Histogram(
             "llmcache_lookup_seconds",
@@ -106,7 +109,7 @@ class PrometheusExporter(Exporter):
     def record(self, event: Event) -> None:
         store = (event.backend, event.namespace)
         if event.op == "lookup":
-            self._child(self.lookups, event.result, *store).inc()
+            self._child(self.lookups, event.result, *store, event.model).inc()
             if event.seconds is not None:
                 self._child(self.latency, *store).observe(event.seconds)
             if event.nbytes:
