@@ -35,6 +35,7 @@ __all__ = [
     "attach",
     "backend_label",
     "detach",
+    "model_param",
     "register",
     "request_model",
 ]
@@ -82,8 +83,9 @@ class Event:
     fault: str | None  # the fault's kind (see llmcache._guard.fault_kind)
     end_ns: int  # wall clock (ns since the epoch) when it ended, for spans
     model: str = "unknown"  # the model the request names (see request_model)
-    usage: Usage | None = None  # what a hit saved, when the adapter knows it; its model is
-    #: the request's, or the one the stored answer names when the request names none
+    #: What a hit saved, when the adapter knows it. Its model is the one the request names;
+    #: when it names none (only a model type), the one the stored answer names.
+    usage: Usage | None = None
 
 
 class Exporter(ABC):
@@ -144,17 +146,25 @@ def backend_label(backend: Backend) -> str:
 _MODEL_PARAMS = ("model_name", "model", "model_id", "deployment_name", "azure_deployment")
 
 
-def request_model(decision: KeyDecision) -> str:
-    """The model a request names (``model_name``/``model``/... parameter of its llm_string),
-    else its model type (``_type``, e.g. ``openai-chat``), else ``unknown``."""
-    material = decision.material
-    params = material.get("params")
+def model_param(decision: KeyDecision) -> str | None:
+    """The model a request names: the ``model_name``/``model``/... parameter of its
+    llm_string, or None."""
+    params = decision.material.get("params")
     if isinstance(params, dict):
         for name in _MODEL_PARAMS:
             value = params.get(name)
             if isinstance(value, str) and value:
                 return value
-    kind = material.get("model")
+    return None
+
+
+def request_model(decision: KeyDecision) -> str:
+    """The model a request names (:func:`model_param`), else its model type (``_type``, e.g.
+    ``openai-chat``), else ``unknown``."""
+    named = model_param(decision)
+    if named is not None:
+        return named
+    kind = decision.material.get("model")
     if isinstance(kind, str) and kind and not kind.startswith("opaque:"):
         return kind
     return "unknown"
@@ -184,14 +194,15 @@ class Hub:
         answer: Any = None,
     ) -> None:
         """Report one lookup or update; an exporter's failure is logged, never raised."""
-        model = "unknown" if decision is None else request_model(decision)
+        named = None if decision is None else model_param(decision)
+        model = named or ("unknown" if decision is None else request_model(decision))
         usage = None
         if answer is not None and cache.usage_of is not None:
             try:
                 usage = cache.usage_of(answer)
             except Exception as error:  # an odd answer: the hit is still counted
                 log.debug("llmcache: no usage in a hit: %s", error)
-            if usage is not None and model != "unknown":
+            if usage is not None and (named or usage[0] == "unknown"):
                 usage = (model, usage[1], usage[2])
         event = Event(
             op,
