@@ -368,6 +368,19 @@ def test_enable_by_names_checks_them() -> None:
         metrics.enable_otel(object())
 
 
+def test_the_metrics_setting_turns_exporters_on_for_every_cache(otel: Otel) -> None:
+    from llmcache import Settings
+
+    settings = Settings(url="memory://")
+    # LLMCACHE_METRICS: read with getattr until Settings declares the field (set it directly)
+    object.__setattr__(settings, "metrics", "prometheus")
+    cache = LLMCache.from_settings(settings)
+    other = LLMCache(MemoryBackend())
+    (exporter,) = metrics.exporters_of(cache)
+    assert metrics.exporters_of(other) == (exporter,)
+    assert type(exporter).__name__ == "PrometheusExporter"
+
+
 def _run(code: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-c", textwrap.dedent(code)],
