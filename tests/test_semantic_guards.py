@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from llmcache.semantic import SemanticConfig
@@ -61,8 +61,7 @@ def test_changing_a_month_vetoes(ws: list[str], m1: str, m2: str) -> None:
 
 @given(words, st.sampled_from(NAMES), st.sampled_from(NAMES))
 def test_changing_a_name_vetoes(ws: list[str], n1: str, n2: str) -> None:
-    if n1 == n2:
-        return
+    assume(n1 != n2 and n1.lower() not in ws and n2.lower() not in ws)
     assert "entity" in vetoes(" ".join([*ws, "in", n1]), " ".join([*ws, "in", n2]))
 
 

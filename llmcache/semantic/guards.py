@@ -12,12 +12,16 @@ antonym       a word against its opposite (enable/disable, increase/decrease,
               import/export; un-/dis-/non-/in- prefixes)
 number        the numbers they hold (digits, number words, ordinals: "2" = "two")
 date          month and weekday names, relative days, written dates (2024-01-02)
-entity        a proper noun of one (capitalised words, acronyms, mixed-case names)
-              that the other does not mention at all, in any case
-quoted        quoted literals ("...", '...', `...`, “...”)
-unit          units of measure and currencies (km/miles, °C/°F, $/€, GB/MB...)
-direction     who goes where: a word that is a source in one and a target in the
-              other ("A to B" vs "B to A", "from X" vs "to X", "A than B" vs "B than A")
+entity        each prompt names something (capitalised words, acronyms, mixed-case
+              names) that the other does not mention, in any case or form (a
+              substitution: Austria vs Australia; a name only one adds is left to
+              the threshold)
+quoted        a quoted literal ("...", '...', `...`, “...”) the other does not contain,
+              or the same literals in another order
+unit          units next to a number (5 km, 100g), currencies, temperature scales
+direction     who goes where: a name, unit or number that is a source in one and a
+              target in the other ("A to B" vs "B to A", "from X" vs "to X"), or two
+              names in another order around than/beat/against ("A than B")
 ============  =====================================================================
 
 Heuristics, with no model and no download: they err on the side of a veto (a paraphrase that
@@ -189,8 +193,11 @@ _NUMBER_WORDS = {
     "thirty": 30, "forty": 40, "fifty": 50, "sixty": 60, "seventy": 70, "eighty": 80,
     "ninety": 90, "hundred": 100, "thousand": 1000, "million": 10**6, "billion": 10**9,
     "trillion": 10**12, "dozen": 12, "half": 0.5, "twice": 2, "double": 2, "triple": 3,
-    "single": 1, "couple": 2, "once": 1, "thrice": 3,
+    "thrice": 3,
 }  # fmt: skip
+# Number words that are mostly not numbers ("how should one prepare", "a single page").
+for _word in ("one", "half", "twice", "double", "triple"):
+    _NUMBER_WORDS.pop(_word, None)
 _ORDINALS = {
     w: i + 1
     for i, w in enumerate(
@@ -317,17 +324,16 @@ _SYMBOL_UNITS = re.compile(r"[$€£¥₹%]|°\s?[cCfF]\b")
 _TO_WORDS = frozenset({"to", "into", "towards", "toward", "onto", "than", "vs", "versus"})
 _FROM_WORDS = frozenset({"from"})
 # Words that make the order of two names matter: "A than B", "A vs B", "A beat B".
-_RELATIONS = (
-    _TO_WORDS
-    | _FROM_WORDS
-    | frozenset(
-        _words(
-            "before after over against beat beats defeat defeated kill killed owe owes pay pays "
-            "paid married sue sued bigger smaller larger faster slower better worse older younger "
-            "taller shorter cheaper more less than vs versus"
-        )
+# ("to"/"from" are read as roles instead; "vs", "and", "between" are symmetric.)
+_RELATIONS = frozenset(
+    _words(
+        "than against beat beats defeat defeated kill killed owe owes pay pays paid sue sued "
+        "bigger smaller larger faster slower better worse older younger taller shorter cheaper"
     )
 )
+# Units that matter without a number next to them: currencies and temperature scales.
+_BARE_UNITS = frozenset(_words("usd eur gbp jpy inr celsius fahrenheit kelvin"))
+_GLUED = re.compile(r"^(\d+(?:[.,]\d+)?)([a-z°]+)$")
 _ARROWS = re.compile(r"\s*(?:->|=>|→|⇒|⟶)\s*")
 
 
@@ -345,6 +351,7 @@ class Features:
     sources: frozenset[str]  # words something goes *from*
     targets: frozenset[str]  # words something goes *to*
     order: tuple[str, ...]  # entities in order of first appearance, when a relation joins them
+    text: str  # the normalised text, case-folded
 
 
 def _norm_word(word: str) -> str:
@@ -374,20 +381,50 @@ def _norm_number(text: str) -> str:
     return text + suffix  # a version string: 1.2.3
 
 
-def _roles(words: list[str]) -> tuple[set[str], set[str]]:
-    """Words that are sources (after "from", before "to") and targets (after "to")."""
+def _roles(words: list[str], named: set[str]) -> tuple[set[str], set[str]]:
+    """Names, units and numbers that are sources (after "from", before "to") and targets (after
+    "to"); other words ("how to", "choose to learn") play no role."""
     sources: set[str] = set()
     targets: set[str] = set()
+
+    def name(word: str | None) -> bool:
+        return word is not None and (word in named or word in _UNITS or word[:1].isdigit())
+
     for i, word in enumerate(words):
         nxt = words[i + 1] if i + 1 < len(words) else None
-        if word in _FROM_WORDS and nxt is not None:
-            sources.add(nxt)
-        elif (word in _TO_WORDS or word == "→") and nxt is not None:
-            if nxt not in _COMMON:
-                targets.add(nxt)
-            if i > 0 and words[i - 1] not in _COMMON:
+        if word in _FROM_WORDS and name(nxt):
+            sources.add(str(nxt))
+        elif word in _TO_WORDS:
+            if name(nxt):
+                targets.add(str(nxt))
+            if i > 0 and name(words[i - 1]):
                 sources.add(words[i - 1])
     return sources, targets
+
+
+def _stem(word: str) -> str:
+    if word.endswith("ies") and len(word) > 4:
+        return word[:-3] + "y"
+    if word.endswith("es") and len(word) > 4:
+        return word[:-2]
+    if word.endswith("s") and len(word) > 3:
+        return word[:-1]
+    return word
+
+
+def _mentions(entity: str, tokens: frozenset[str]) -> bool:
+    """Whether ``tokens`` mention ``entity``: the word, its plural, or a form of it (India,
+    Indian); never another name that merely starts alike (Austria, Australia)."""
+    if entity in tokens:
+        return True
+    stem = _stem(entity)
+    for token in tokens:
+        if _stem(token) == stem:
+            return True
+        short, long = sorted((entity, token), key=len)
+        if len(short) >= 4 and len(long) - len(short) <= 3 and long.startswith(short):
+            return True
+    return False
 
 
 def _entities(text: str) -> dict[str, None]:
@@ -400,7 +437,7 @@ def _entities(text: str) -> dict[str, None]:
         before = text[: match.start()]
         starts_sentence = not before.strip() or bool(_SENTENCE_END.search(before))
         inner_caps = any(c.isupper() for c in word[1:]) or any(c.isdigit() for c in word)
-        if word.isupper() and len(word) == 1:  # "I", "A"
+        if word in ("I", "A"):  # a pronoun, an article (but C, R, X are names)
             continue
         if starts_sentence and not inner_caps and lower in _COMMON:
             continue
@@ -416,6 +453,7 @@ def features(text: str) -> Features:
     text = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES)
     words = [_norm_word(w) for w in _WORD.findall(text)]
     negations = sum(1 for w in words if w in _NEGATIONS or w.endswith("n't"))
+    negations -= sum(1 for i, w in enumerate(words) if w == "not" and i and words[i - 1] == "or")
     numbers = [_norm_number(m.group()) for m in _NUMBER.finditer(text)]
     for w in words:
         if w in _NUMBER_WORDS:
@@ -433,15 +471,24 @@ def features(text: str) -> Features:
         elif w in _PERIODS and i > 0 and words[i - 1] in _PERIOD_WORDS:
             dates.add(f"{words[i - 1]} {w}")
     quoted = [next(g for g in m.groups() if g is not None).strip() for m in _QUOTED.finditer(text)]
-    units = {_UNITS[w] for w in words if w in _UNITS}
+    units: set[str] = set()  # units next to a number ("5 miles", "100g"), and currencies
+    for i, w in enumerate(words):
+        glued = _GLUED.match(w)
+        if glued and glued.group(2) in _UNITS:
+            units.add(_UNITS[glued.group(2)])
+        elif w in _UNITS and (
+            w in _BARE_UNITS
+            or (i and (words[i - 1][:1].isdigit() or words[i - 1] in _NUMBER_WORDS))
+        ):
+            units.add(_UNITS[w])
     units |= {
         _UNITS.get(s.group().replace(" ", "").lower(), s.group())
         for s in _SYMBOL_UNITS.finditer(text)
     }
-    role_words = _WORD.findall(_ARROWS.sub(" → ", text).replace("→", " to "))
-    sources, targets = _roles([_norm_word(w) for w in role_words])
     entities = _entities(text)
-    related = bool(_RELATIONS & set(words)) or "→" in text
+    role_words = _WORD.findall(_ARROWS.sub(" → ", text).replace("→", " to "))
+    sources, targets = _roles([_norm_word(w) for w in role_words], set(entities))
+    related = bool(_RELATIONS & set(words))
     return Features(
         tokens=frozenset(words),
         negations=negations,
@@ -449,6 +496,7 @@ def features(text: str) -> Features:
         dates=frozenset(dates),
         entities=frozenset(entities),
         quoted=tuple(q for q in quoted if q),
+        text=text.casefold(),
         units=frozenset(units),
         sources=frozenset(sources),
         targets=frozenset(targets),
@@ -496,15 +544,25 @@ def _set_diff(name: str) -> Callable[[Features, Features], str]:
 
 
 def _quoted(a: Features, b: Features) -> str:
+    """A literal quoted in one that the other does not contain at all (quoted or not), or the
+    same literals in another order ("replace 'a' with 'b'")."""
     if a.quoted == b.quoted:
         return ""
-    return f"{' | '.join(a.quoted)[:80]} vs {' | '.join(b.quoted)[:80]}"
+    if set(a.quoted) == set(b.quoted) and len(a.quoted) == len(b.quoted):
+        return f"{' | '.join(a.quoted)[:80]} vs {' | '.join(b.quoted)[:80]}"
+    missing_in_b = [q for q in a.quoted if q.casefold() not in b.text]
+    missing_in_a = [q for q in b.quoted if q.casefold() not in a.text]
+    if missing_in_a or missing_in_b:
+        return f"{' | '.join(missing_in_b)[:80]} vs {' | '.join(missing_in_a)[:80]}"
+    return ""
 
 
 def _entity(a: Features, b: Features) -> str:
-    missing_in_b = a.entities - b.tokens
-    missing_in_a = b.entities - a.tokens
-    if missing_in_a or missing_in_b:
+    """Each prompt names something the other does not mention (a substitution: Austria vs
+    Australia). A name only one adds ("How do I learn" + "Python") is left to the threshold."""
+    missing_in_b = {e for e in a.entities if not _mentions(e, b.tokens)}
+    missing_in_a = {e for e in b.entities if not _mentions(e, a.tokens)}
+    if missing_in_a and missing_in_b:
         return f"{_show(missing_in_b)} vs {_show(missing_in_a)}"
     return ""
 
