@@ -23,7 +23,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from llmcache import _defaults
 from llmcache._breaker import CircuitBreaker
@@ -33,10 +33,14 @@ from llmcache.backends.base import Backend
 from llmcache.backends.tiered import with_l1
 from llmcache.codec import Codec, written_at
 from llmcache.config import L1Settings, Settings, encryption_keys, load_settings
+from llmcache.errors import ConfigError
 from llmcache.keys import KeyDecision, KeyPolicy
 from llmcache.metrics._observer import Hub, Usage, register
 from llmcache.registry import backend_from_settings, create_backend
 from llmcache.stats import Stats
+
+if TYPE_CHECKING:
+    from llmcache.semantic import SemanticLayer
 
 __all__ = ["DEFAULT_TTL", "Hit", "LLMCache", "OnError"]
 
@@ -103,6 +107,8 @@ class LLMCache:
         self.usage_of: Callable[[Any], Usage | None] | None = None
         #: The metrics/traces exporters this cache reports to; None while none is on.
         self._observer: Hub | None = None
+        #: The opt-in semantic layer (:meth:`enable_semantic`): consulted on exact misses only.
+        self.semantic: SemanticLayer | None = None
         register(self)
 
     # -- construction -------------------------------------------------------------------------
@@ -118,6 +124,7 @@ class LLMCache:
         compress_min_bytes: int | None = _defaults.COMPRESS_MIN_BYTES,
         encryption_key: str | None = None,
         l1: L1Settings | Mapping[str, Any] | bool | None = None,
+        semantic: Mapping[str, Any] | None = None,
         **options: Any,
     ) -> Self:
         """Build a cache on the backend named by ``url``; ``options`` go to the backend.
@@ -131,10 +138,12 @@ class LLMCache:
         Messages and ``repr`` never show a password (see :func:`llmcache.registry.redact_url`).
 
         ``l1``: an in-process first tier in front of the store (``True``, or
-        ``{"max_entries": ..., "ttl": ...}``; see docs/two-tiers.md).
+        ``{"max_entries": ..., "ttl": ...}``; see docs/two-tiers.md). ``semantic``: paraphrases
+        served on exact misses, ``{"embeddings": <LangChain Embeddings>, "threshold": 0.9, ...}``
+        (see :meth:`enable_semantic` and docs/semantic.md).
         """
         backend = with_l1(create_backend(url, namespace=namespace, **options), l1)
-        return cls(
+        cache = cls(
             backend,
             policy=policy,
             codec=Codec(
@@ -144,14 +153,22 @@ class LLMCache:
             ttl=ttl,
             on_error=on_error,
         )
+        if semantic is not None:
+            spec = dict(semantic)
+            cache.enable_semantic(spec.pop("embeddings", None), **spec)
+        return cache
 
     @classmethod
-    def from_settings(cls, settings: Settings | None = None) -> Self:
-        """Build a cache from :class:`Settings` (read from env/files when not given)."""
+    def from_settings(cls, settings: Settings | None = None, *, embeddings: Any = None) -> Self:
+        """Build a cache from :class:`Settings` (read from env/files when not given).
+
+        ``embeddings`` (a LangChain ``Embeddings``) turns the semantic layer on, configured by
+        the ``semantic`` settings (``LLMCACHE_SEMANTIC__THRESHOLD``, ...): an embeddings
+        object cannot come from a setting.
+        """
         settings = settings or load_settings()
-        # LLMCACHE_METRICS=otel,prometheus: turned on for every cache (idempotent). Read with
-        # getattr until config.Settings declares the field.
-        metrics = getattr(settings, "metrics", None)
+        # LLMCACHE_METRICS=otel,prometheus: turned on for every cache (idempotent).
+        metrics = settings.metrics
         if metrics:
             from llmcache.metrics import enable
 
@@ -162,7 +179,7 @@ class LLMCache:
             version=settings.key.version,
             ignore_params=frozenset(settings.key.ignore_params),
         )
-        return cls(
+        cache = cls(
             backend,
             policy=policy,
             codec=Codec(
@@ -173,6 +190,103 @@ class LLMCache:
             ttl=settings.ttl,
             on_error=settings.on_error,
             breaker=CircuitBreaker(settings.breaker_failures, settings.breaker_cooldown),
+        )
+        if embeddings is not None:
+            cache.enable_semantic(embeddings, **(settings.semantic or {}))
+        elif settings.semantic:
+            raise ConfigError(
+                "semantic settings are set (LLMCACHE_SEMANTIC__*) but no embeddings were given: "
+                "pass embeddings= to from_settings (a LangChain Embeddings object)"
+            )
+        return cache
+
+    def enable_semantic(self, embeddings: Any, **config: Any) -> SemanticLayer:
+        """Serve paraphrases on exact misses: an LSH index in this cache's own store.
+
+        ``embeddings``: any LangChain ``Embeddings``; ``config``: :class:`SemanticConfig`
+        fields (``threshold``, ``guards``, ``tables``, ...). Only the default namespace (not a
+        per-call one) and one-answer keys (not ``sample:k``) are served semantically.
+        """
+        if embeddings is None or not hasattr(embeddings, "embed_query"):
+            raise ConfigError(
+                f"semantic needs 'embeddings': a LangChain Embeddings object, not {embeddings!r}"
+            )
+        from pydantic import ValidationError
+
+        from llmcache.semantic import SemanticConfig, SemanticLayer
+
+        try:
+            settings = SemanticConfig.model_validate(config)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            field = ".".join(str(p) for p in err["loc"])
+            raise ConfigError(
+                f"invalid semantic setting {field}={err.get('input')!r}: {err['msg']}; "
+                f"valid: {', '.join(SemanticConfig.model_fields)}"
+            ) from None
+        self.semantic = SemanticLayer(
+            self.backend,
+            embeddings,
+            settings,
+            stats=self.stats,
+            policy=self.policy,
+            codec=self.codec,
+        )
+        return self.semantic
+
+    def _semantic_hit(self, prompt: str, llm_string: str, start: float) -> Hit | None:
+        """On an exact miss: a stored paraphrase's answer (counted a hit), or None."""
+        assert self.semantic is not None
+        match = self.semantic.find(prompt, llm_string)
+        if match is None:
+            return None
+        try:
+            data = self.backend.get(match.key)
+        except Exception:  # the layer saw the store answer a moment ago: a miss, not a fault
+            return None
+        return self._semantic_answer(match.key, data, start)
+
+    async def _asemantic_hit(self, prompt: str, llm_string: str, start: float) -> Hit | None:
+        assert self.semantic is not None
+        match = await self.semantic.afind(prompt, llm_string)
+        if match is None:
+            return None
+        try:
+            data = await self.backend.aget(match.key)
+        except BaseException as exc:
+            as_fault(exc)  # re-raises the caller's own cancellation
+            return None
+        return self._semantic_answer(match.key, data, start)
+
+    def _semantic_answer(self, key: str, data: bytes | None, start: float) -> Hit | None:
+        if data is None:
+            return None
+        answers = self._materialized(key, data)
+        if not answers or len(answers) != 1:
+            return None
+        self.breaker.success()
+        self.stats.incr("semantic_hits")
+        self.stats.hit(len(data))
+        self.stats.lookup_latency.add(time.perf_counter() - start)
+        stamp = written_at(data)
+        return Hit(answers[0], key, None if stamp is None else max(0.0, time.time() - stamp))
+
+    def _semantic_on(
+        self, decision: KeyDecision, data: bytes | None, namespace: str | None
+    ) -> bool:
+        return (
+            self.semantic is not None
+            and data is None
+            and decision.samples == 1
+            and (namespace is None or namespace == self.backend.namespace)
+        )
+
+    def _indexed(self, plan: Update, namespace: str | None) -> bool:
+        return (
+            self.semantic is not None
+            and plan.ok
+            and plan.decision.samples == 1
+            and (namespace is None or namespace == self.backend.namespace)
         )
 
     # -- sync ---------------------------------------------------------------------------------
@@ -188,6 +302,12 @@ class LLMCache:
         except Exception as exc:
             self._lookup_failed(decision, exc, start)
             return None
+        if (
+            self.semantic is not None
+            and self._semantic_on(decision, data, None)
+            and (similar := self._semantic_hit(prompt, llm_string, start)) is not None
+        ):
+            return similar.answer
         return self._looked_up(decision, data, start)
 
     def lookup_hit(
@@ -212,6 +332,10 @@ class LLMCache:
         except Exception as exc:
             self._lookup_failed(decision, exc, start, namespace)
             return None
+        if self.semantic is not None and self._semantic_on(decision, data, namespace):
+            similar = self._semantic_hit(prompt, llm_string, start)
+            if similar is not None and _young(similar, max_age):
+                return similar
         return self._hit(decision, data, start, max_age, namespace)
 
     def update(
@@ -236,6 +360,8 @@ class LLMCache:
             plan.read(store.get)
         if (payload := plan.payload(answer)) is not None:
             plan.write(store.set, payload)
+            if self.semantic is not None and self._indexed(plan, namespace):
+                self.semantic.add(prompt, llm_string, plan.key, ttl=plan.ttl)
 
     def peek(
         self,
@@ -312,6 +438,8 @@ class LLMCache:
         with self.guard.run("forget", "nothing forgotten") as ok:
             found = store.get(key) is not None
             store.delete(key)
+        if self.semantic is not None and namespace is None:
+            self.semantic.remove(prompt, llm_string, key)
         self._forget_local(key)
         return found and ok.ok
 
@@ -325,6 +453,8 @@ class LLMCache:
         with self.guard.run("forget", "nothing forgotten") as ok:
             found = await store.aget(key) is not None
             await store.adelete(key)
+        if self.semantic is not None and namespace is None:
+            await self.semantic.aremove(prompt, llm_string, key)
         self._forget_local(key)
         return found and ok.ok
 
@@ -356,6 +486,12 @@ class LLMCache:
         except BaseException as exc:  # the caller's own cancellation is re-raised by as_fault
             self._lookup_failed(decision, as_fault(exc), start)
             return None
+        if (
+            self.semantic is not None
+            and self._semantic_on(decision, data, None)
+            and (similar := await self._asemantic_hit(prompt, llm_string, start)) is not None
+        ):
+            return similar.answer
         return self._looked_up(decision, data, start)
 
     async def alookup_hit(
@@ -376,6 +512,10 @@ class LLMCache:
         except BaseException as exc:  # the caller's own cancellation is re-raised by as_fault
             self._lookup_failed(decision, as_fault(exc), start, namespace)
             return None
+        if self.semantic is not None and self._semantic_on(decision, data, namespace):
+            similar = await self._asemantic_hit(prompt, llm_string, start)
+            if similar is not None and _young(similar, max_age):
+                return similar
         return self._hit(decision, data, start, max_age, namespace)
 
     async def aupdate(
@@ -396,6 +536,8 @@ class LLMCache:
             await plan.aread(store.aget)
         if (payload := plan.payload(answer)) is not None:
             await plan.awrite(store.aset, payload)
+            if self.semantic is not None and self._indexed(plan, namespace):
+                await self.semantic.aadd(prompt, llm_string, plan.key, ttl=plan.ttl)
 
     async def aclear(self) -> None:
         """Async :meth:`clear`."""
@@ -650,3 +792,7 @@ class LLMCache:
 
     def __repr__(self) -> str:
         return f"LLMCache({self.backend!r}, policy={self.policy!r})"
+
+
+def _young(hit: Hit, max_age: float | None) -> bool:
+    return max_age is None or (hit.age_s is not None and hit.age_s <= max_age)

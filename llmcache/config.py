@@ -190,6 +190,15 @@ class Settings(BaseSettings):
         description="concurrent identical misses make one model call; "
         "default: on for cached(), off for the global cache",
     )
+    metrics: str | None = Field(
+        default=None,
+        description="exporters on for every cache: comma-separated otel, prometheus",
+    )
+    semantic: dict[str, Any] | None = Field(
+        default=None,
+        description="semantic layer settings (threshold, guards, tables, ...; docs/semantic.md); "
+        "on when embeddings are passed to from_settings",
+    )
     lease_ttl: float = Field(
         default=_defaults.LEASE_TTL,
         gt=0,
@@ -236,7 +245,7 @@ class Settings(BaseSettings):
 
 def _field_hint(field: str) -> str:
     if field in ("options", "encryption_previous_keys") or field.endswith("ignore_params"):
-        return " (a JSON value, e.g. '{\"socket_timeout\": 0.5}' or '[\"a\", \"b\"]')"
+        return ' (a JSON value, e.g. \'{"socket_timeout": 0.5}\' or \'["a", "b"]\')'
     return ""
 
 

@@ -126,6 +126,8 @@ class _Lease:
 
 
 _NO_LEASE = _Lease()
+#: What :meth:`SingleFlight.claim` hands out (opaque to callers).
+Lease = _Lease
 _UNSHAREABLE = object()
 
 
@@ -196,6 +198,38 @@ class SingleFlight:
                 served = self._share(flight, self._lookup(lookup))
                 return compute() if served is _UNSHAREABLE else cast(T, served)
             # The leader raised or was cancelled: try again (one of us leads), same deadline.
+
+    # -- split phase: hosts that look up and store in separate calls ------------------------------
+    def claim(self, key: str, lookup: Callable[[], T | None]) -> tuple[T | None, Lease | None]:
+        """For a host that looks up and stores in separate calls (LangChain's global cache):
+        ``(hit, None)`` when another caller's answer arrived while this one waited;
+        ``(None, lease)`` when this caller calls the model — pass ``lease`` to :meth:`release`
+        once the answer is stored (a lease never released expires after ``lease_ttl``, and
+        waiters then call the model themselves). Store lease only: in-process callers wait on
+        it too, polling."""
+        got = self._take(key, lookup, time.monotonic() + self.lease_ttl)
+        if isinstance(got, _Hit):
+            self._count("coalesced")
+            return got.value, None
+        return None, got
+
+    async def aclaim(
+        self, key: str, lookup: Callable[[], Awaitable[T | None]]
+    ) -> tuple[T | None, Lease | None]:
+        """Async :meth:`claim`."""
+        got = await self._atake(key, lookup, time.monotonic() + self.lease_ttl)
+        if isinstance(got, _Hit):
+            self._count("coalesced")
+            return got.value, None
+        return None, got
+
+    def release(self, key: str, lease: Lease) -> None:
+        """Give up the lease :meth:`claim` returned (never raises)."""
+        self._release(key, lease)
+
+    async def arelease(self, key: str, lease: Lease) -> None:
+        """Async :meth:`release`."""
+        await self._arelease_shielded(key, lease)
 
     def _lead(
         self,

@@ -29,6 +29,7 @@ COUNTERS = (
     "too_old",  # hits refused by a per-call max_age (counted as misses too)
     "coalesced",  # single-flight: calls answered by another caller's model call
     "lease_expired",  # single-flight: waiters that gave up on a leader and called the model
+    "semantic_hits",  # hits served by a stored paraphrase (counted as hits too)
     "bytes_read",
     "bytes_written",
 )

@@ -26,6 +26,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, Literal, Self
 
@@ -43,6 +45,7 @@ from llmcache.cache import LLMCache
 from llmcache.config import Settings
 from llmcache.metrics._observer import Usage
 from llmcache.requestlog import RequestRecorder
+from llmcache.singleflight import Lease, SingleFlight
 
 __all__ = [
     "CachedChatModel",
@@ -53,6 +56,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("llmcache")
+_LEASES_KEPT = 10_000  # leases held for an update to come (leaders whose model failed fall off)
 
 
 class LangChainCache(BaseCache):
@@ -63,6 +67,10 @@ class LangChainCache(BaseCache):
     ``annotate_hits``: a chat hit's message carries ``response_metadata["llmcache"]`` (hit, age,
     backend, key), as :func:`cached` answers do. Off by default: a hit is then exactly what was
     stored (LangChain's own cache tests compare them).
+    ``single_flight``: concurrent identical misses make one model call through a lease in the
+    store (off by default here: LangChain looks up and stores in separate calls, so a leader
+    whose model call fails holds the others until the lease expires, ``lease_ttl`` seconds;
+    :func:`cached` has no such wait).
     """
 
     def __init__(
@@ -71,9 +79,17 @@ class LangChainCache(BaseCache):
         *,
         record_to: str | os.PathLike[str] | None = None,
         annotate_hits: bool = False,
+        single_flight: bool = False,
+        lease_ttl: float | None = None,
     ) -> None:
         self.cache = cache
         self.annotate_hits = annotate_hits
+        self._flight: SingleFlight | None = None
+        if single_flight:
+            lease = {} if lease_ttl is None else {"lease_ttl": lease_ttl}
+            self._flight = SingleFlight(cache.backend, stats=cache.stats, **lease)
+        self._leases: OrderedDict[str, Lease] = OrderedDict()
+        self._leases_lock = threading.Lock()
         if cache.materialize is None:
             # Generations are rebuilt (and validated) from the stored JSON; a value read again
             # is memoised by the cache as an _Answer, which gives every hit objects of its own,
@@ -97,16 +113,27 @@ class LangChainCache(BaseCache):
 
     @classmethod
     def from_settings(
-        cls, settings: Settings | None = None, *, record_to: str | os.PathLike[str] | None = None
+        cls,
+        settings: Settings | None = None,
+        *,
+        record_to: str | os.PathLike[str] | None = None,
+        embeddings: Any = None,
     ) -> Self:
         """Cache configured by :class:`~llmcache.Settings` (``LLMCACHE_*``, .env, TOML).
 
-        ``record_to`` defaults to the ``record_to`` setting (``LLMCACHE_RECORD_TO``).
+        ``record_to`` defaults to the ``record_to`` setting (``LLMCACHE_RECORD_TO``);
+        ``single_flight`` and ``lease_ttl`` are the settings' (off unless
+        ``LLMCACHE_SINGLE_FLIGHT=true``); ``embeddings`` turns the semantic layer on.
         """
         from llmcache.config import load_settings
 
         settings = settings or load_settings()
-        return cls(LLMCache.from_settings(settings), record_to=record_to or settings.record_to)
+        return cls(
+            LLMCache.from_settings(settings, embeddings=embeddings),
+            record_to=record_to or settings.record_to,
+            single_flight=bool(settings.single_flight),
+            lease_ttl=settings.lease_ttl,
+        )
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -115,10 +142,14 @@ class LangChainCache(BaseCache):
 
     def lookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         if self.annotate_hits:
-            return self._annotated(self.cache.lookup_hit(prompt, llm_string), prompt, llm_string)
-        hit = self._generations(self.cache.lookup(prompt, llm_string))
-        if hit is not None and self.recorder is not None:
-            self.recorder.record(prompt, llm_string, _usage(hit), hit=True)
+            hit = self._annotated(self.cache.lookup_hit(prompt, llm_string), prompt, llm_string)
+        else:
+            hit = self._generations(self.cache.lookup(prompt, llm_string))
+            if hit is not None and self.recorder is not None:
+                self.recorder.record(prompt, llm_string, _usage(hit), hit=True)
+        if hit is None and self._flight is not None and (key := self.cache.key(prompt, llm_string)):
+            value, lease = self._flight.claim(key, lambda: self._peek(prompt, llm_string))
+            return self._claimed(key, value, lease)
         return hit
 
     def update(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
@@ -127,6 +158,43 @@ class LangChainCache(BaseCache):
         answer = self._answer(return_val)
         if answer is not None:
             self.cache.update(prompt, llm_string, answer)
+        if self._flight is not None and (lease := self._lease_of(prompt, llm_string)):
+            self._flight.release(lease[0], lease[1])
+
+    def _peek(self, prompt: str, llm_string: str) -> list[Generation] | None:
+        found = self.cache.peek(prompt, llm_string)
+        return None if found is None else self._generations(found.answer)
+
+    async def _apeek(self, prompt: str, llm_string: str) -> list[Generation] | None:
+        found = await self.cache.apeek(prompt, llm_string)
+        return None if found is None else self._generations(found.answer)
+
+    def _claimed(
+        self, key: str, value: list[Generation] | None, lease: Lease | None
+    ) -> list[Generation] | None:
+        """Another caller's answer (a hit), or None with our lease kept for ``update``."""
+        if value is not None:
+            if self.annotate_hits:
+                meta = hit_metadata(self.cache, True, key, 0.0)
+                for gen in value:
+                    if isinstance(gen, ChatGeneration):
+                        rm = gen.message.response_metadata
+                        gen.message.response_metadata = {**rm, "llmcache": meta}
+            return value
+        if lease is not None and lease.token is not None:
+            with self._leases_lock:
+                self._leases[key] = lease
+                if len(self._leases) > _LEASES_KEPT:  # leaders whose model call failed
+                    self._leases.popitem(last=False)
+        return None
+
+    def _lease_of(self, prompt: str, llm_string: str) -> tuple[str, Lease] | None:
+        key = self.cache.key(prompt, llm_string)
+        if key is None:
+            return None
+        with self._leases_lock:
+            lease = self._leases.pop(key, None)
+        return None if lease is None else (key, lease)
 
     def clear(self, **kwargs: Any) -> None:
         self.cache.clear()
@@ -134,10 +202,14 @@ class LangChainCache(BaseCache):
     async def alookup(self, prompt: str, llm_string: str) -> RETURN_VAL_TYPE | None:
         if self.annotate_hits:
             found = await self.cache.alookup_hit(prompt, llm_string)
-            return self._annotated(found, prompt, llm_string)
-        hit = self._generations(await self.cache.alookup(prompt, llm_string))
-        if hit is not None and self.recorder is not None:
-            self.recorder.record(prompt, llm_string, _usage(hit), hit=True)
+            hit = self._annotated(found, prompt, llm_string)
+        else:
+            hit = self._generations(await self.cache.alookup(prompt, llm_string))
+            if hit is not None and self.recorder is not None:
+                self.recorder.record(prompt, llm_string, _usage(hit), hit=True)
+        if hit is None and self._flight is not None and (key := self.cache.key(prompt, llm_string)):
+            value, lease = await self._flight.aclaim(key, lambda: self._apeek(prompt, llm_string))
+            return self._claimed(key, value, lease)
         return hit
 
     async def aupdate(self, prompt: str, llm_string: str, return_val: RETURN_VAL_TYPE) -> None:
@@ -146,6 +218,8 @@ class LangChainCache(BaseCache):
         answer = self._answer(return_val)
         if answer is not None:
             await self.cache.aupdate(prompt, llm_string, answer)
+        if self._flight is not None and (lease := self._lease_of(prompt, llm_string)):
+            await self._flight.arelease(lease[0], lease[1])
 
     async def aclear(self, **kwargs: Any) -> None:
         await self.cache.aclear()
@@ -378,6 +452,7 @@ def cached(
     single_flight: bool | None = None,
     lease_ttl: float | None = None,
     settings: Settings | None = None,
+    embeddings: Any = None,
     **options: Any,
 ) -> CachedChatModel:
     """``model`` as a chat model whose invoke, stream, batch and async calls are cached.
@@ -388,6 +463,8 @@ def cached(
     same prompt, same llm_string, same key. ``single_flight`` (default: the ``single_flight``
     setting, on when unset) makes concurrent identical misses one model call; ``lease_ttl``
     bounds how long callers wait for another's call.
+    ``embeddings`` turns the semantic layer on (with ``url``: the same as
+    ``semantic={"embeddings": ...}``; with settings: configured by ``LLMCACHE_SEMANTIC__*``).
     """
     from llmcache.config import load_settings
 
@@ -398,12 +475,14 @@ def cached(
     elif isinstance(cache, LLMCache):
         store = LangChainCache(cache)
     elif url is not None:
+        if embeddings is not None:
+            options["semantic"] = {**options.get("semantic", {}), "embeddings": embeddings}
         store = LangChainCache.from_url(url, **options)
     else:
         if options:
             raise TypeError(f"cached(): options {sorted(options)} need a url")
         settings = settings or load_settings()
-        store = LangChainCache.from_settings(settings)
+        store = LangChainCache.from_settings(settings, embeddings=embeddings)
         single_flight = settings.single_flight if single_flight is None else single_flight
         lease_ttl = settings.lease_ttl if lease_ttl is None else lease_ttl
     return CachedChatModel(

@@ -55,6 +55,7 @@ from llmcache.backends.capabilities import Lists, aget_many, aset_many, get_many
 from llmcache.codec import Codec
 from llmcache.keys import KeyPolicy
 from llmcache.semantic.guards import ALL_GUARDS, DEFAULT_GUARDS, differences
+from llmcache.semantic.text import text_of
 from llmcache.semantic.vectors import (
     Vector,
     as_unit,
@@ -251,7 +252,7 @@ class SemanticLayer:
         try:
             unit = self._recall(prompt)
             if unit is None:
-                unit = self._remember(prompt, as_unit(self.embeddings.embed_query(prompt)))
+                unit = self._remember(prompt, as_unit(self.embeddings.embed_query(text_of(prompt))))
         except Exception as exc:
             self._embed_failed(exc, trace)
             return None
@@ -280,7 +281,9 @@ class SemanticLayer:
         try:
             unit = self._recall(prompt)
             if unit is None:
-                unit = self._remember(prompt, as_unit(await _aembed(self.embeddings, prompt)))
+                unit = self._remember(
+                    prompt, as_unit(await _aembed(self.embeddings, text_of(prompt)))
+                )
         except BaseException as exc:
             self._embed_failed(as_fault(exc), trace)
             return None
@@ -312,7 +315,7 @@ class SemanticLayer:
         try:
             unit = self._recall(prompt)
             if unit is None:
-                unit = self._remember(prompt, as_unit(self.embeddings.embed_query(prompt)))
+                unit = self._remember(prompt, as_unit(self.embeddings.embed_query(text_of(prompt))))
         except Exception as exc:
             self._embed_failed(exc, None, add=True)
             return
@@ -349,7 +352,9 @@ class SemanticLayer:
         try:
             unit = self._recall(prompt)
             if unit is None:
-                unit = self._remember(prompt, as_unit(await _aembed(self.embeddings, prompt)))
+                unit = self._remember(
+                    prompt, as_unit(await _aembed(self.embeddings, text_of(prompt)))
+                )
         except BaseException as exc:
             self._embed_failed(as_fault(exc), None, add=True)
             return
@@ -533,7 +538,7 @@ class SemanticLayer:
                 row["verdict"] = "unverified"
                 self._count(trace, "unverified")
                 continue
-            found = differences(prompt, stored, self.config.guards)
+            found = differences(text_of(prompt), text_of(stored), self.config.guards)
             if found:
                 row["verdict"], row["vetoes"] = "vetoed", found
                 self._count(trace, "vetoed")
