@@ -10,6 +10,7 @@ import asyncio
 import gc
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -350,7 +351,7 @@ def flight_store(request: pytest.FixtureRequest, tmp_path: Any) -> Any:
     from llmcache.registry import create_backend
 
     server = request.getfixturevalue("standalone")
-    backend = create_backend(server.url, namespace=f"sf{id(tmp_path) % 10**9}")
+    backend = create_backend(server.url, namespace=f"sf{uuid.uuid4().hex[:12]}")
     yield backend
     backend.close()
 
