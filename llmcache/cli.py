@@ -325,6 +325,30 @@ def _key_policy(settings: Settings, temperature_mode: str | None) -> KeyPolicy:
         raise ConfigError(f"invalid key setting: {message}") from None
 
 
+SemanticOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--semantic",
+        metavar="MODULE:ATTR",
+        help="also explain the semantic decision against the store (--url), with these "
+        "embeddings: an importable Embeddings class or factory, e.g. "
+        "llmcache.semantic:HashingEmbeddings",
+    ),
+]
+
+
+def _embeddings(spec: str) -> Any:
+    """The embeddings ``MODULE:ATTR`` names (a class or factory, called with no arguments)."""
+    import importlib
+
+    module, _, attr = spec.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ConfigError(f"--semantic {spec!r}: cannot import it ({exc})") from None
+    return factory() if callable(factory) else factory
+
+
 @app.command()
 def key(
     prompt: Annotated[str, typer.Argument(help="the prompt text")],
@@ -332,18 +356,33 @@ def key(
     model: ModelOpt = "gpt-4o-mini",
     param: ParamOpt = None,
     temperature_mode: TemperatureModeOpt = None,
+    semantic: SemanticOpt = None,
+    url: UrlOpt = None,
+    namespace: NamespaceOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Explain the key of a request: what identifies it, what was dropped, the key itself."""
+    """Explain the key of a request: what identifies it, what was dropped, the key itself.
+
+    With --semantic: also which stored prompts the semantic layer would consider, their
+    similarity and the guards' verdicts (docs/semantic.md).
+    """
     text = _llm_string(llm_string, model, param)
     try:
-        explained = _key_policy(_settings(None, None), temperature_mode).explain(prompt, text)
+        settings = _settings(url, namespace)
+        policy = _key_policy(settings, temperature_mode)
+        doc = json.loads(policy.explain(prompt, text))
+        if semantic is not None:
+            cache = LLMCache.from_settings(settings, embeddings=_embeddings(semantic))
+            with cache:
+                assert cache.semantic is not None
+                cache.policy = cache.semantic.policy = policy
+                doc["semantic"] = cache.semantic.explain(prompt, text)
     except LLMCacheError as exc:
         raise fail(exc) from None
     if as_json:
-        _emit_json(json.loads(explained))
+        _emit_json(doc)
     else:
-        console.print_json(_scrub(explained))
+        console.print_json(_scrub(json.dumps(doc, ensure_ascii=False, default=str)))
 
 
 @app.command()

@@ -390,3 +390,27 @@ def test_no_output_shows_the_momento_api_key(monkeypatch: pytest.MonkeyPatch) ->
         result = invoke(*args, "--url", "momento://llmcache-test")
         assert result.exit_code == ExitCode.CONFIG, result.stderr  # the key is not valid
         assert SECRET not in result.stdout + result.stderr
+
+
+def test_key_semantic_explains_which_stored_prompt_would_serve(
+    tmp_path: Path, clean_env: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from llmcache.semantic import HashingEmbeddings
+
+    url = f"disk://{tmp_path / 'cache'}"
+    llm = "[('_type', 'fake'), ('model_name', 'demo'), ('temperature', 0.0)]"
+    monkeypatch.setenv("LLMCACHE_SEMANTIC__THRESHOLD", "0.8")
+    with LLMCache.from_url(
+        url, semantic={"embeddings": HashingEmbeddings(), "threshold": 0.8}
+    ) as c:
+        c.update("what is the best way to cook rice at home", llm, "Simmer it.")
+    args = ["--llm-string", llm, "--url", url, "--semantic", "llmcache.semantic:HashingEmbeddings"]
+    found = invoke("key", "what is the best way to cook rice at home quickly", *args, "--json")
+    assert found.exit_code == 0, found.stderr
+    assert json.loads(found.stdout)["semantic"]["match"] is not None
+    vetoed = invoke("key", "what is the best way to not cook rice at home", *args, "--json")
+    candidates = json.loads(vetoed.stdout)["semantic"]["candidates"]
+    assert json.loads(vetoed.stdout)["semantic"]["match"] is None
+    assert any(c["verdict"] == "vetoed" for c in candidates)
+    bad = invoke("key", "q", "--semantic", "no_such_module:Thing")
+    assert bad.exit_code == ExitCode.CONFIG and "no_such_module" in bad.stderr
