@@ -157,19 +157,16 @@ def configuration_page() -> str:
         out.append(TABLE)
         out.extend(field_rows(model, f"{name}.", f"{ENV_PREFIX}{name.upper()}__"))
         out.append("")
-    try:
-        from llmcache.semantic.index import SemanticConfig
-    except ImportError:  # pragma: no cover - the [semantic] extra's numpy is missing
-        SemanticConfig = None  # noqa: N806
-    if SemanticConfig is not None:
-        out.append("## `semantic.*`\n")
-        out.append(
-            "The semantic layer (`llmcache.semantic.SemanticConfig`); on when embeddings are "
-            "passed to `from_settings` ([Semantic hits](../semantic.md)).\n"
-        )
-        out.append(TABLE)
-        out.extend(field_rows(SemanticConfig, "semantic.", f"{ENV_PREFIX}SEMANTIC__"))
-        out.append("")
+    from llmcache.semantic.index import SemanticConfig  # needs numpy: the [semantic] extra
+
+    out.append("## `semantic.*`\n")
+    out.append(
+        "The semantic layer (`llmcache.semantic.SemanticConfig`); on when embeddings are "
+        "passed to `from_settings` ([Semantic hits](../semantic.md)).\n"
+    )
+    out.append(TABLE)
+    out.extend(field_rows(SemanticConfig, "semantic.", f"{ENV_PREFIX}SEMANTIC__"))
+    out.append("")
     out.append("## Backend URL options\n")
     out.append(
         "Each backend reads its options from the URL's query string "
@@ -292,9 +289,11 @@ def cli_page() -> str:
     out.append("")
     if group.epilog:
         out.append("\n\n".join(" ".join(p.split()) for p in group.epilog.split("\n\n")) + "\n")
-    out.append("Commands: " + ", ".join(
-        f"[`{name}`](#llmcache-{name})" for name in group.list_commands(root)
-    ) + ".\n")
+    out.append(
+        "Commands: "
+        + ", ".join(f"[`{name}`](#llmcache-{name})" for name in group.list_commands(root))
+        + ".\n"
+    )
     for name in group.list_commands(root):
         command = group.get_command(root, name)
         if command is None or command.hidden:
