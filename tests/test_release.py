@@ -106,6 +106,8 @@ def test_license_changelog_classifiers_urls() -> None:
     changelog = (ROOT / "CHANGELOG.md").read_text()
     assert "Keep a Changelog" in changelog
     classifiers = PROJECT["classifiers"]
+    # PEP 639: the license expression replaces license classifiers (the index refuses both).
+    assert not [c for c in classifiers if c.startswith("License ::")]
     assert "Typing :: Typed" in classifiers
     assert f"Programming Language :: Python :: {PROJECT['requires-python'][2:]}" in classifiers
     assert {"Homepage", "Documentation", "Repository", "Changelog"} <= set(PROJECT["urls"])
