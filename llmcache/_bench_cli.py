@@ -15,7 +15,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from rich.table import Table
 
 from llmcache.bench import BenchConfig, BenchResult, run_bench, total_ops
-from llmcache.errors import LLMCacheError
+from llmcache.errors import LLMCacheError, install_line
 from llmcache.pricing import PRICES_AS_OF, Prices, Traffic, monthly_costs
 from llmcache.registry import redact_url
 
@@ -175,7 +175,7 @@ def _plot(results: list[BenchResult], costs: dict[str, float], path: Path) -> No
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise typer.BadParameter("--plot needs matplotlib: pip install 'llmcache[bench]'") from None
+        raise typer.BadParameter(f"--plot needs matplotlib: {install_line('bench')}") from None
     fig, (cdf, bars) = plt.subplots(1, 2, figsize=(12, 4.5), width_ratios=[2, 1])
     for result in results:
         for kind, style in (("cold", "--"), ("warm", "-")):

@@ -35,7 +35,7 @@ from llmcache._bench_cli import bench
 from llmcache.backends.base import describe
 from llmcache.cache import DEFAULT_TTL, LLMCache
 from llmcache.config import ENV_PREFIX, Settings, backend_env_names, load_settings
-from llmcache.errors import BackendError, ConfigError, LLMCacheError
+from llmcache.errors import BackendError, ConfigError, LLMCacheError, install_line
 from llmcache.keys import KeyPolicy, TemperatureMode
 from llmcache.registry import redact_url, scheme_of
 from llmcache.replay import DEFAULT_INPUT_PRICE, DEFAULT_OUTPUT_PRICE, DEFAULT_POLICIES
@@ -238,7 +238,7 @@ def demo(
     except ImportError as exc:
         print_error(
             f"llmcache demo runs a LangChain model and needs {exc.name!r}: "
-            "pip install 'llmcache[langchain]'"
+            + install_line("langchain")
         )
         raise typer.Exit(code=int(ExitCode.CONFIG)) from None
 

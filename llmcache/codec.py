@@ -41,7 +41,7 @@ from typing import Any
 import orjson
 
 from llmcache import _defaults
-from llmcache.errors import CodecError, ConfigError
+from llmcache.errors import CodecError, ConfigError, install_line
 
 __all__ = ["FORMAT", "MAGIC", "Codec", "new_encryption_key", "written_at"]
 
@@ -113,7 +113,7 @@ class Codec:
             except ImportError:
                 raise ConfigError(
                     "encryption_key needs the 'cryptography' package: "
-                    "pip install 'llmcache[encryption]'"
+                    + install_line("encryption")
                 ) from None
             for i, text in enumerate(encryption_keys):
                 raw = _parse_key(text)

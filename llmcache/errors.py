@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 __all__ = [
+    "DISTRIBUTION",
     "BackendError",
     "BackendUnavailable",
     "CodecError",
@@ -21,7 +22,29 @@ __all__ = [
     "LLMCacheError",
     "PartialOutage",
     "UnsupportedOperation",
+    "install_line",
+    "require_extra",
 ]
+
+#: The name llmcache is published under (the import package is ``llmcache``).
+DISTRIBUTION = "llmcache-kit"
+
+
+def install_line(extra: str) -> str:
+    """The pip command that brings an optional part: ``pip install 'llmcache-kit[redis]'``."""
+    return f"pip install '{DISTRIBUTION}[{extra}]'"
+
+
+def require_extra(module: str, extra: str, what: str) -> None:
+    """Import ``module`` or raise an ``ImportError`` naming the install line of ``extra``."""
+    import importlib
+
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise ImportError(
+            f"{what} needs {exc.name or module!r}, which is not installed: {install_line(extra)}"
+        ) from exc
 
 
 class LLMCacheError(Exception):

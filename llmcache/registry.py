@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 from llmcache.backends.base import Backend, BackendOptions, option_env
-from llmcache.errors import BackendUnavailable, ConfigError
+from llmcache.errors import BackendUnavailable, ConfigError, install_line
 
 if TYPE_CHECKING:
     from llmcache.config import Settings
@@ -113,7 +113,7 @@ def backend_class(scheme: str) -> type[Backend]:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         missing = exc.name or "a dependency"
-        hint = f"pip install 'llmcache[{extra}]'" if extra else "check the installation"
+        hint = install_line(extra) if extra else "check the installation"
         raise BackendUnavailable(
             f"the {scheme}:// backend needs {missing!r}, which is not installed: {hint}"
         ) from exc

@@ -74,7 +74,7 @@ def test_demo_without_langchain_says_which_extra(monkeypatch: pytest.MonkeyPatch
     monkeypatch.setitem(sys.modules, "llmcache._demo", None)  # as if langchain-core were missing
     result = runner.invoke(app, ["demo", "--latency", "0"])
     assert result.exit_code == 3  # a missing extra is a configuration error
-    assert "pip install 'llmcache[langchain]'" in result.stderr
+    assert "pip install 'llmcache-kit[langchain]'" in result.stderr
 
 
 def test_demo_says_run_it_again_only_when_the_next_process_can_hit(tmp_path: Path) -> None:

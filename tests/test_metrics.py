@@ -446,7 +446,7 @@ def test_a_missing_package_names_the_extra(name: str, package: str) -> None:
         """
     )
     assert result.returncode == 0, result.stderr
-    assert f"pip install 'llmcache[{name}]'" in result.stdout
+    assert f"pip install 'llmcache-kit[{name}]'" in result.stdout
 
 
 # -- the pieces ---------------------------------------------------------------------------------

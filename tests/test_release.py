@@ -256,11 +256,6 @@ def test_the_demo_without_langchain_says_the_install_line() -> None:
     assert re.search(r"pip install '[\w.-]+\[langchain\]'", result.stderr), result.stderr
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="library: install hints in llmcache/ still say 'llmcache[...]', the unrelated package "
-    "on the index; they should name llmcache-kit (issue 14 report)",
-)
 def test_install_hints_in_the_library_name_the_distribution() -> None:
     wrong = [
         f"{path.relative_to(ROOT)}: {name}[{extras}]"
@@ -271,11 +266,6 @@ def test_install_hints_in_the_library_name_the_distribution() -> None:
     assert not wrong
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="library: importing an adapter or llmcache.testing without its extra raises a bare "
-    "ModuleNotFoundError; it should name the install line (issue 14 report)",
-)
 @pytest.mark.parametrize(
     ("module", "blocked", "extra"),
     [

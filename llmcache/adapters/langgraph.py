@@ -54,8 +54,16 @@ from typing import Any, Self
 import orjson
 from langchain_core.documents import Document
 from langchain_core.messages import BaseMessage
-from langgraph.cache.base import BaseCache, FullKey, Namespace
-from langgraph.types import Send
+
+try:
+    from langgraph.cache.base import BaseCache, FullKey, Namespace
+    from langgraph.types import Send
+except ImportError as _missing:
+    from llmcache.errors import install_line
+
+    raise ImportError(
+        f"llmcache.adapters.langgraph needs langgraph: {install_line('langgraph')}"
+    ) from _missing
 from pydantic import BaseModel
 
 from llmcache import _defaults

@@ -6,7 +6,7 @@ import importlib
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from llmcache.errors import BackendUnavailable
+from llmcache.errors import BackendUnavailable, install_line
 
 __all__ = ["lazy_attributes"]
 
@@ -25,7 +25,7 @@ def lazy_attributes(package: str, names: Mapping[str, str], extra: str) -> Calla
         except ImportError as exc:
             raise BackendUnavailable(
                 f"{package}.{name} needs {exc.name or 'a driver'!r}, which is not installed: "
-                f"pip install 'llmcache[{extra}]'"
+                + install_line(extra)
             ) from exc
         return getattr(module, name)
 

@@ -12,7 +12,7 @@ metrics" means), or for one cache::
 or with the setting ``LLMCACHE_METRICS=otel,prometheus`` (read by ``from_settings``). Nothing
 here imports ``opentelemetry`` or ``prometheus_client`` until an exporter is turned on; while
 none is, a cache's lookup pays one attribute check. A missing package is a
-:class:`~llmcache.errors.ConfigError` naming the pip extra (``pip install 'llmcache[otel]'``).
+:class:`~llmcache.errors.ConfigError` naming the pip extra (``pip install 'llmcache-kit[otel]'``).
 
 What is reported, the metric names and example queries: docs/observability.md.
 """

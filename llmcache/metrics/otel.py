@@ -1,6 +1,6 @@
 """OpenTelemetry exporter: a span per lookup and update, and the cache's metrics.
 
-Uses ``opentelemetry-api`` only (``pip install 'llmcache[otel]'``); the application installs
+Uses ``opentelemetry-api`` only (``pip install 'llmcache-kit[otel]'``); the application installs
 and configures the SDK and its exporters. Turned on by :func:`llmcache.metrics.enable_otel`.
 
 Spans ``llmcache.lookup`` / ``llmcache.update`` (attributes ``llmcache.hit``,
@@ -27,7 +27,7 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from llmcache.errors import ConfigError
+from llmcache.errors import ConfigError, install_line
 from llmcache.metrics._observer import LATENCY_BUCKETS, Event, Exporter, model_prices
 
 try:
@@ -37,7 +37,7 @@ try:
     from opentelemetry.trace import Status, StatusCode
 except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
     raise ConfigError(
-        "OpenTelemetry metrics need the opentelemetry-api package: pip install 'llmcache[otel]'"
+        "OpenTelemetry metrics need the opentelemetry-api package: " + install_line("otel")
     ) from exc
 
 __all__ = ["OTelExporter"]

@@ -1,6 +1,6 @@
 """Prometheus exporter: the cache's metrics in a ``prometheus_client`` registry.
 
-``pip install 'llmcache[prometheus]'``; turned on by
+``pip install 'llmcache-kit[prometheus]'``; turned on by
 :func:`llmcache.metrics.enable_prometheus` (default: the global ``REGISTRY``; tests pass their
 own ``CollectorRegistry``), served by :func:`llmcache.metrics.start_http_server` or by the
 app's own ``/metrics`` handler. The series:
@@ -25,7 +25,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
-from llmcache.errors import ConfigError
+from llmcache.errors import ConfigError, install_line
 from llmcache.metrics._observer import LATENCY_BUCKETS, Event, Exporter, model_prices
 
 try:
@@ -35,7 +35,7 @@ try:
     from prometheus_client.registry import Collector
 except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
     raise ConfigError(
-        "Prometheus metrics need the prometheus-client package: pip install 'llmcache[prometheus]'"
+        "Prometheus metrics need the prometheus-client package: " + install_line("prometheus")
     ) from exc
 
 __all__ = ["PrometheusExporter", "serve"]

@@ -24,10 +24,10 @@ from __future__ import annotations
 try:
     import numpy  # noqa: F401
 except ImportError:  # pragma: no cover - numpy is in the dev environment
-    from llmcache.errors import ConfigError
+    from llmcache.errors import ConfigError, install_line
 
     raise ConfigError(
-        "the semantic layer needs numpy: pip install 'llmcache[semantic]' (or numpy)"
+        f"the semantic layer needs numpy: {install_line('semantic')} (or numpy)"
     ) from None
 
 from llmcache.semantic.guards import ALL_GUARDS, DEFAULT_GUARDS, differences, vetoes

@@ -27,8 +27,18 @@ Two more fixtures say what a backend's store is like; override them when the def
 
 from __future__ import annotations
 
-from llmcache.testing.contract import BackendContract
-from llmcache.testing.ops import REQUIRE_SERVERS_ENV, ForeignKeys, Ops, server_missing, wait_until
+from llmcache.errors import require_extra
+
+require_extra("pytest", "testing", "llmcache.testing")
+
+from llmcache.testing.contract import BackendContract  # noqa: E402 - after the extra's check
+from llmcache.testing.ops import (  # noqa: E402
+    REQUIRE_SERVERS_ENV,
+    ForeignKeys,
+    Ops,
+    server_missing,
+    wait_until,
+)
 
 __all__ = [
     "REQUIRE_SERVERS_ENV",
