@@ -95,7 +95,7 @@ def test_unknown_scheme_lists_the_valid_ones() -> None:
 
 def test_missing_driver_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(BUILTIN_SCHEMES, "fancy", ("no_such_driver_pkg.backend:Fancy", "fancy"))
-    with pytest.raises(BackendUnavailable, match=r"pip install 'llmcache\[fancy\]'"):
+    with pytest.raises(BackendUnavailable, match=r"pip install 'llmcache-kit\[fancy\]'"):
         create_backend("fancy://x")
 
 

@@ -80,7 +80,7 @@ def test_bad_key_or_missing_library_is_a_config_error(monkeypatch: pytest.Monkey
         Codec(encryption_keys=["hunter2"])
     assert "hunter2" not in str(info.value)
     monkeypatch.setitem(sys.modules, "cryptography.hazmat.primitives.ciphers.aead", None)
-    with pytest.raises(ConfigError, match=r"llmcache\[encryption\]"):
+    with pytest.raises(ConfigError, match=r"llmcache-kit\[encryption\]"):
         Codec(encryption_keys=[new_encryption_key()])
 
 
