@@ -801,3 +801,59 @@ plain_values = st.recursive(
 def test_plain_values_round_trip(value: Any) -> None:
     codec = ValueCodec()
     assert codec.decode(Codec().decode("k", Codec().encode("k", codec.encode(value)))) == value
+
+
+_PROCESS_SCRIPT = """
+import sys
+from typing import TypedDict
+
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import CachePolicy
+
+from llmcache.adapters.langgraph import LangGraphCache
+
+url, namespace, log = sys.argv[1:4]
+
+
+class State(TypedDict, total=False):
+    q: str
+    a: str
+
+
+def answer(state: State) -> State:
+    with open(log, "a") as f:
+        f.write("ran\\n")
+    return {"a": state["q"].upper()}
+
+
+builder = StateGraph(State)
+builder.add_node("answer", answer, cache_policy=CachePolicy())
+builder.add_edge(START, "answer")
+builder.add_edge("answer", END)
+graph = builder.compile(cache=LangGraphCache.from_url(url, namespace=namespace))
+print(graph.invoke({"q": "hello"})["a"])
+"""
+
+
+@pytest.mark.redis
+def test_a_cached_node_runs_once_across_two_processes_on_redis(
+    standalone: Any, tmp_path: Path
+) -> None:
+    import subprocess
+    import sys
+    import uuid
+
+    log = tmp_path / "runs.log"
+    namespace = f"lg{uuid.uuid4().hex[:10]}"
+    outputs = []
+    for _ in range(2):  # two processes, one after the other, sharing only the Redis server
+        done = subprocess.run(
+            [sys.executable, "-c", _PROCESS_SCRIPT, standalone.url, namespace, str(log)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        outputs.append(done.stdout.strip())
+    assert outputs == ["HELLO", "HELLO"]
+    assert log.read_text().count("ran") == 1  # the second process was served from the cache
