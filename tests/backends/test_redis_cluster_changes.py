@@ -90,6 +90,10 @@ TARGETS = (
 #: work (node watch, sync command loop, breaker rules, no handshake extras) removed the others:
 #: reshard errors/skips/latency, scale-out lost writes/errors/recovery/skips, scale-in
 #: skips/latency, hard-failover errors/skips (each passed 3 runs in a row).
+# 2026-11-26: all five entries below XPASSed in 3 consecutive runs of this file alone (scale-out
+# async max 230-452 ms), but the async baseline before any change already reached max 130-162 ms
+# (p99 up to 137 ms): the load saturates its own event loop and the GIL on 2 CPUs, so the bound
+# measures the harness as much as the driver. Kept until full suites under load pass too.
 KNOWN_FAILURES: dict[tuple[str, str], str] = {
     ("scale_out", "latency_one_timeout"): "async max 235-1,104 ms (bound 500), over the bound "
     "in 2 of 9 runs (p99 up to 405 ms): the event loop falls behind while the slots move",
