@@ -260,7 +260,9 @@ class SemanticLayer:
         if not self._allow(trace):
             return None
         try:
-            if isinstance(self.backend, Lists):
+            if (many := getattr(self.backend, "list_range_many", None)) is not None:
+                buckets = many(query.bucket_keys)  # one pipeline (Redis): one round trip
+            elif isinstance(self.backend, Lists):
                 buckets = [self.backend.list_range(k) for k in query.bucket_keys]
             else:
                 buckets = [self._split(v) for v in get_many(self.backend, query.bucket_keys)]
@@ -292,7 +294,9 @@ class SemanticLayer:
             return None
         try:
             backend = self.backend
-            if isinstance(backend, Lists):
+            if (amany := getattr(backend, "alist_range_many", None)) is not None:
+                buckets = await amany(query.bucket_keys)
+            elif isinstance(backend, Lists):
                 buckets = await _all(backend.alist_range(k) for k in query.bucket_keys)
             else:
                 buckets = [self._split(v) for v in await aget_many(backend, query.bucket_keys)]

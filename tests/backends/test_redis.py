@@ -571,3 +571,22 @@ def test_chat_history_fault_reaches_the_caller(own_server: Any) -> None:
             _ = history.messages
     finally:
         history.close()
+
+
+async def test_list_range_many_reads_several_lists_in_one_pipeline(any_server: Any) -> None:
+    """What the semantic index reads its buckets with: the same as list_range per key, in order,
+    ``[]`` for a missing list; keys on several cluster nodes included."""
+    backend = create_backend(any_server.url, namespace=ns(), **RELAXED)
+    try:
+        keys = [f"bucket-{i}" for i in range(12)]
+        for i, key in enumerate(keys[:-2]):
+            backend.list_push(key, [f"{i}-{j}".encode() for j in range(i % 3 + 1)])
+        expected = [backend.list_range(k) for k in keys]
+        assert expected[-1] == [] and expected[0] == [b"0-0"]
+        assert backend.list_range_many(keys) == expected
+        assert await backend.alist_range_many(keys) == expected
+        assert backend.list_range_many([]) == []
+    finally:
+        backend.clear()
+        await backend.aclose()
+        backend.close()

@@ -78,6 +78,31 @@ class RedisLists:
                 client = await self._aclient()
                 return list(await client.lrange(self._key(key), 0, -1))
 
+    def list_range_many(self, keys: Sequence[str]) -> list[list[bytes]]:
+        """:meth:`list_range` of several lists in one pipeline (one round trip per node)."""
+        if not keys:
+            return []
+        with (
+            self._errors("LRANGE (pipelined)"),
+            self._budget(),
+            self._client().pipeline(transaction=False) as pipe,
+        ):
+            for key in keys:
+                pipe.lrange(self._key(key), 0, -1)
+            return [list(v) for v in pipe.execute()]
+
+    async def alist_range_many(self, keys: Sequence[str]) -> list[list[bytes]]:
+        """Async :meth:`list_range_many`."""
+        if not keys:
+            return []
+        with self._errors("LRANGE (pipelined)"):
+            async with self._abudget():
+                client = await self._aclient()
+                async with client.pipeline(transaction=False) as pipe:
+                    for key in keys:
+                        pipe.lrange(self._key(key), 0, -1)
+                    return [list(v) for v in await pipe.execute()]
+
 
 def _queue_push(
     pipe: Any, full: str, values: Sequence[bytes], max_len: int | None, px: int | None
