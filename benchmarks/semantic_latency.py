@@ -17,7 +17,6 @@ import hashlib
 import statistics
 import tempfile
 import time
-from typing import Any
 
 import numpy as np
 
