@@ -37,6 +37,7 @@ from llmcache.cache import DEFAULT_TTL, LLMCache
 from llmcache.config import ENV_PREFIX, Settings, backend_env_names, load_settings
 from llmcache.errors import BackendError, ConfigError, LLMCacheError, install_line
 from llmcache.keys import KeyPolicy, TemperatureMode
+from llmcache.keys.policy import printable
 from llmcache.registry import redact_url, scheme_of
 from llmcache.replay import DEFAULT_INPUT_PRICE, DEFAULT_OUTPUT_PRICE, DEFAULT_POLICIES
 from llmcache.replay import replay as run_replay
@@ -155,10 +156,11 @@ def _url_secrets(url: str) -> list[str]:
 
 
 def _scrub(text: str) -> str:
-    """``text`` with every known secret value replaced by ``***`` (longest first)."""
+    """``text`` with every known secret value replaced by ``***`` (longest first), and lone
+    surrogates (undecodable bytes of a command-line argument) escaped so it prints as UTF-8."""
     for secret in sorted(_secrets, key=len, reverse=True):
         text = text.replace(secret, "***")
-    return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def exit_code(exc: BaseException) -> ExitCode:
@@ -187,7 +189,7 @@ def fail(exc: BaseException) -> typer.Exit:
 
 def _emit_json(doc: Any) -> None:
     """The one JSON document a ``--json`` run prints on stdout."""
-    typer.echo(_scrub(json.dumps(doc, indent=2, ensure_ascii=False, default=str)))
+    typer.echo(_scrub(json.dumps(printable(doc), indent=2, ensure_ascii=False, default=str)))
 
 
 def _settings(url: str | None, namespace: str | None, **extra: Any) -> Settings:
@@ -382,7 +384,7 @@ def key(
     if as_json:
         _emit_json(doc)
     else:
-        console.print_json(_scrub(json.dumps(doc, ensure_ascii=False, default=str)))
+        console.print_json(_scrub(json.dumps(printable(doc), ensure_ascii=False, default=str)))
 
 
 @app.command()

@@ -206,7 +206,24 @@ SETTINGS = settings(
 )
 def test_any_text_is_a_key_or_a_bypass(prompt: str, llm_string: str) -> None:
     decide_all(prompt, llm_string)
-    KeyPolicy().explain(prompt, llm_string)
+    explained = KeyPolicy().explain(prompt, llm_string)
+    # Printable and writable as UTF-8 whatever the prompt held (lone surrogates from argv).
+    assert json.loads(explained.encode("utf-8").decode("utf-8"))["prompt"]["chars"] == len(prompt)
+
+
+@settings(max_examples=60, deadline=None)
+@given(prompt=ODD_TEXT.filter(lambda t: t and not t.startswith("-") and "\x00" not in t))
+def test_the_key_command_prints_any_prompt(prompt: str) -> None:
+    """``llmcache key`` (pretty and --json) never crashes on what a shell can pass it."""
+    from typer.testing import CliRunner
+
+    from llmcache.cli import app
+
+    for extra in ([], ["--json"]):
+        result = CliRunner().invoke(app, ["key", prompt, *extra])
+        assert result.exit_code == 0, (result.output, result.exception)
+        result.output.encode("utf-8")
+    assert json.loads(result.output)["prompt"]["chars"] == len(prompt)
 
 
 @SETTINGS

@@ -43,7 +43,7 @@ from llmcache.keys._params import (
     model_params,
 )
 
-__all__ = ["KeyDecision", "KeyPolicy", "TemperatureMode"]
+__all__ = ["KeyDecision", "KeyPolicy", "TemperatureMode", "printable"]
 
 _FORMS = '"include", "ignore", "bypass_above:<T>" (e.g. "bypass_above:0.5"), "sample:<k>" (k >= 2)'
 
@@ -277,4 +277,16 @@ class KeyPolicy(BaseModel, frozen=True, extra="forbid"):
             "prompt_preview": preview,
             "dropped": dict(sorted(prep.dropped.items())),
         }
-        return json.dumps(doc, indent=2, ensure_ascii=False)
+        return json.dumps(printable(doc), indent=2, ensure_ascii=False)
+
+
+def printable(value: Any) -> Any:
+    """``value`` with lone surrogates in its strings written as ``\\udcXX`` text: a prompt from a
+    shell may hold them (undecodable argv bytes), and they cannot be printed or written as UTF-8."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    if isinstance(value, dict):
+        return {printable(k): printable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [printable(v) for v in value]
+    return value
