@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from langchain_core.globals import set_llm_cache
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.messages.utils import message_chunk_to_message
@@ -458,3 +460,56 @@ def test_l1_from_url_keyword_and_from_settings(
     assert isinstance(LLMCache.from_settings().backend, TieredBackend)
     monkeypatch.delenv("LLMCACHE_L1__TTL")
     assert not isinstance(LLMCache.from_settings().backend, TieredBackend)
+
+
+# -- replayed chunks add up to the stored message, whatever it holds -------------------------------
+_JSON_ARGS = st.dictionaries(
+    st.text(max_size=8),
+    st.recursive(
+        st.none() | st.booleans() | st.integers(-(10**6), 10**6) | st.text(max_size=12),
+        lambda inner: (
+            st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+        ),
+        max_leaves=6,
+    ),
+    max_size=4,
+)
+_CALLS = st.lists(
+    st.builds(
+        lambda name, args, i: {"name": name, "args": args, "id": f"call_{i}", "type": "tool_call"},
+        st.text(min_size=1, max_size=10),
+        _JSON_ARGS,
+        st.integers(0, 10**6),
+    ),
+    max_size=3,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(text=st.text(max_size=200), calls=_CALLS, usage=st.booleans())
+def test_a_replayed_stream_adds_up_to_the_stored_message(
+    text: str, calls: list[dict[str, Any]], usage: bool
+) -> None:
+    from llmcache.adapters._chunks import assemble, replay
+
+    message = AIMessage(
+        content=text,
+        tool_calls=calls,
+        usage_metadata={"input_tokens": 3, "output_tokens": 4, "total_tokens": 7}
+        if usage
+        else None,
+        response_metadata={"model_name": "m", "finish_reason": "stop"},
+        id="msg-1",
+    )
+    chunks = [c.message for c in replay(message, {"llmcache": {"hit": True}})]
+    if text or calls:
+        assert len(chunks) > 1  # a UI sees a stream, not one block
+    rebuilt = assemble(chunks)
+    assert rebuilt is not None
+    again = rebuilt.message
+    assert isinstance(again, AIMessage)
+    assert again.content == message.content
+    assert again.tool_calls == message.tool_calls
+    assert again.usage_metadata == message.usage_metadata
+    assert again.response_metadata["llmcache"] == {"hit": True}
+    assert again.response_metadata["finish_reason"] == "stop"

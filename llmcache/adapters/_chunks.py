@@ -16,7 +16,7 @@ from langchain_core.messages.tool import ToolCallChunk, tool_call_chunk
 from langchain_core.messages.utils import message_chunk_to_message
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk
 
-__all__ = ["MAX_TEXT_CHUNKS", "as_chunks", "assemble", "replay"]
+__all__ = ["MAX_ARGS_CHUNKS", "MAX_TEXT_CHUNKS", "as_chunks", "assemble", "replay"]
 
 #: A replayed text is cut at word boundaries into at most this many chunks.
 MAX_TEXT_CHUNKS = 32
@@ -31,25 +31,33 @@ def _text_pieces(text: str) -> list[str]:
     return ["".join(words[i : i + per]) for i in range(0, len(words), per)]
 
 
-def _tool_call_chunks(message: AIMessage) -> list[ToolCallChunk]:
-    chunks = [
-        tool_call_chunk(
-            name=call["name"],
-            args=json.dumps(call["args"], ensure_ascii=False),
-            id=call.get("id"),
-            index=i,
-        )
-        for i, call in enumerate(message.tool_calls)
+#: A replayed tool call's arguments are cut into at most this many chunks (as models stream them).
+MAX_ARGS_CHUNKS = 4
+
+
+def _pieces(text: str, parts: int) -> list[str]:
+    size = max(1, -(-len(text) // parts))
+    return [text[i : i + size] for i in range(0, len(text), size)] or [""]
+
+
+def _tool_call_chunks(message: AIMessage) -> list[list[ToolCallChunk]]:
+    """Per tool call, its chunks: the first names it (name, id), the rest carry more of its
+    arguments under the same index — they merge back into the call."""
+    calls: list[tuple[str | None, str | None, str | None]] = [
+        (call["name"], json.dumps(call["args"], ensure_ascii=False), call.get("id"))
+        for call in message.tool_calls
     ]
     # Calls whose arguments did not parse: the raw text again, so they stay invalid.
-    start = len(chunks)
-    for i, bad in enumerate(message.invalid_tool_calls):
-        chunks.append(
-            tool_call_chunk(
-                name=bad.get("name"), args=bad.get("args"), id=bad.get("id"), index=start + i
-            )
-        )
-    return chunks
+    calls += [
+        (bad.get("name"), bad.get("args"), bad.get("id")) for bad in message.invalid_tool_calls
+    ]
+    out = []
+    for index, (name, args, call_id) in enumerate(calls):
+        pieces = _pieces(args, MAX_ARGS_CHUNKS) if args else [args]
+        first = tool_call_chunk(name=name, args=pieces[0], id=call_id, index=index)
+        rest = [tool_call_chunk(name=None, args=p, id=None, index=index) for p in pieces[1:]]
+        out.append([first, *rest])
+    return out
 
 
 def replay(
@@ -68,12 +76,15 @@ def replay(
         for block in content:
             yield ChatGenerationChunk(message=AIMessageChunk(content=[block], id=message.id))
         empty = []
+    for call in _tool_call_chunks(message):
+        for part in call:
+            chunk = AIMessageChunk(content=empty, id=message.id, tool_call_chunks=[part])
+            yield ChatGenerationChunk(message=chunk)
     metadata = {**message.response_metadata, **(extra_metadata or {})}
     last = AIMessageChunk(
         content=empty,
         id=message.id,
         name=message.name,
-        tool_call_chunks=_tool_call_chunks(message),
         usage_metadata=message.usage_metadata,
         response_metadata=metadata,
         additional_kwargs=message.additional_kwargs,
