@@ -94,8 +94,10 @@ def test_an_invoked_answer_is_replayed_as_a_stream_of_chunks() -> None:
     replayed = list(chat.stream("weather?"))
     assert model.calls == 1
     assert len(replayed) > 2
-    assert any(c.content and not c.tool_call_chunks for c in replayed[:-1])  # text first
-    assert replayed[-1].tool_call_chunks and replayed[-1].usage_metadata  # calls, usage last
+    first_call = next(i for i, c in enumerate(replayed) if c.tool_call_chunks)
+    assert first_call > 0 and all(c.content for c in replayed[:first_call])  # text first
+    assert len([c for c in replayed if c.tool_call_chunks]) > 1  # the call's arguments stream
+    assert replayed[-1].usage_metadata and not replayed[-1].tool_call_chunks  # usage last
     _same_answer(_final(replayed), invoked)
 
 
