@@ -234,7 +234,9 @@ class LLMCache:
         )
         return self.semantic
 
-    def _semantic_hit(self, prompt: str, llm_string: str, start: float) -> Hit | None:
+    def _semantic_hit(
+        self, decision: KeyDecision, prompt: str, llm_string: str, start: float
+    ) -> Hit | None:
         """On an exact miss: a stored paraphrase's answer (counted a hit), or None."""
         assert self.semantic is not None
         match = self.semantic.find(prompt, llm_string)
@@ -244,9 +246,11 @@ class LLMCache:
             data = self.backend.get(match.key)
         except Exception:  # the layer saw the store answer a moment ago: a miss, not a fault
             return None
-        return self._semantic_answer(match.key, data, start)
+        return self._semantic_answer(decision, match.key, data, start)
 
-    async def _asemantic_hit(self, prompt: str, llm_string: str, start: float) -> Hit | None:
+    async def _asemantic_hit(
+        self, decision: KeyDecision, prompt: str, llm_string: str, start: float
+    ) -> Hit | None:
         assert self.semantic is not None
         match = await self.semantic.afind(prompt, llm_string)
         if match is None:
@@ -256,9 +260,11 @@ class LLMCache:
         except BaseException as exc:
             as_fault(exc)  # re-raises the caller's own cancellation
             return None
-        return self._semantic_answer(match.key, data, start)
+        return self._semantic_answer(decision, match.key, data, start)
 
-    def _semantic_answer(self, key: str, data: bytes | None, start: float) -> Hit | None:
+    def _semantic_answer(
+        self, decision: KeyDecision, key: str, data: bytes | None, start: float
+    ) -> Hit | None:
         if data is None:
             return None
         answers = self._materialized(key, data)
@@ -267,7 +273,10 @@ class LLMCache:
         self.breaker.success()
         self.stats.incr("semantic_hits")
         self.stats.hit(len(data))
-        self.stats.lookup_latency.add(time.perf_counter() - start)
+        seconds = time.perf_counter() - start
+        self.stats.lookup_latency.add(seconds)
+        if self._observer is not None:  # metrics see a semantic hit as a hit
+            self._observed(decision, answers[0], data, seconds, None)
         stamp = written_at(data)
         return Hit(answers[0], key, None if stamp is None else max(0.0, time.time() - stamp))
 
@@ -305,7 +314,7 @@ class LLMCache:
         if (
             self.semantic is not None
             and self._semantic_on(decision, data, None)
-            and (similar := self._semantic_hit(prompt, llm_string, start)) is not None
+            and (similar := self._semantic_hit(decision, prompt, llm_string, start)) is not None
         ):
             return similar.answer
         return self._looked_up(decision, data, start)
@@ -333,7 +342,7 @@ class LLMCache:
             self._lookup_failed(decision, exc, start, namespace)
             return None
         if self.semantic is not None and self._semantic_on(decision, data, namespace):
-            similar = self._semantic_hit(prompt, llm_string, start)
+            similar = self._semantic_hit(decision, prompt, llm_string, start)
             if similar is not None and _young(similar, max_age):
                 return similar
         return self._hit(decision, data, start, max_age, namespace)
@@ -489,7 +498,8 @@ class LLMCache:
         if (
             self.semantic is not None
             and self._semantic_on(decision, data, None)
-            and (similar := await self._asemantic_hit(prompt, llm_string, start)) is not None
+            and (similar := await self._asemantic_hit(decision, prompt, llm_string, start))
+            is not None
         ):
             return similar.answer
         return self._looked_up(decision, data, start)
@@ -513,7 +523,7 @@ class LLMCache:
             self._lookup_failed(decision, as_fault(exc), start, namespace)
             return None
         if self.semantic is not None and self._semantic_on(decision, data, namespace):
-            similar = await self._asemantic_hit(prompt, llm_string, start)
+            similar = await self._asemantic_hit(decision, prompt, llm_string, start)
             if similar is not None and _young(similar, max_age):
                 return similar
         return self._hit(decision, data, start, max_age, namespace)

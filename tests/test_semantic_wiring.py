@@ -149,3 +149,26 @@ def test_global_cache_single_flight_from_settings(
     monkeypatch.setenv("LLMCACHE_LEASE_TTL", "5")
     lc = LangChainCache.from_settings()
     assert lc._flight is not None and lc._flight.lease_ttl == 5
+
+
+def test_metrics_count_a_semantic_hit_as_a_hit() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from llmcache import metrics
+
+    cache = _semantic(LLMCache.from_url("memory://").backend)
+    registry = CollectorRegistry()
+    metrics.enable_prometheus(cache, registry=registry)
+    try:
+        cache.update(RICE, LLM, "Rinse, then simmer.")
+        assert cache.lookup(RICE + " quickly", LLM) == "Rinse, then simmer."
+        hits = sum(
+            sample.value
+            for family in registry.collect()
+            if family.name == "llmcache_lookups"
+            for sample in family.samples
+            if sample.name == "llmcache_lookups_total" and sample.labels.get("result") == "hit"
+        )
+        assert hits == 1
+    finally:
+        metrics.disable(target=cache)
