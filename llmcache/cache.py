@@ -29,7 +29,7 @@ from llmcache import _defaults
 from llmcache._breaker import CircuitBreaker
 from llmcache._guard import Guard, OnError, as_fault, check_ttl
 from llmcache._update import Update
-from llmcache.backends.base import Backend
+from llmcache.backends.base import Backend, field_error
 from llmcache.backends.tiered import with_l1
 from llmcache.codec import Codec, written_at
 from llmcache.config import L1Settings, Settings, encryption_keys, load_settings
@@ -218,10 +218,9 @@ class LLMCache:
         try:
             settings = SemanticConfig.model_validate(config)
         except ValidationError as exc:
-            err = exc.errors()[0]
-            field = ".".join(str(p) for p in err["loc"])
+            field, value, message = field_error(exc, config)
             raise ConfigError(
-                f"invalid semantic setting {field}={err.get('input')!r}: {err['msg']}; "
+                f"invalid semantic setting {field}={value!r}: {message}; "
                 f"valid: {', '.join(SemanticConfig.model_fields)}"
             ) from None
         self.semantic = SemanticLayer(
@@ -277,26 +276,21 @@ class LLMCache:
         self.stats.lookup_latency.add(seconds)
         if self._observer is not None:  # metrics see a semantic hit as a hit
             self._observed(decision, answers[0], data, seconds, None)
-        stamp = written_at(data)
-        return Hit(answers[0], key, None if stamp is None else max(0.0, time.time() - stamp))
+        return Hit(answers[0], key, _age(data))
 
     def _semantic_on(
         self, decision: KeyDecision, data: bytes | None, namespace: str | None
     ) -> bool:
-        return (
-            self.semantic is not None
-            and data is None
-            and decision.samples == 1
-            and (namespace is None or namespace == self.backend.namespace)
-        )
+        """An exact miss the semantic layer may answer: one-answer key, own namespace."""
+        return data is None and self._semantic_scope(decision, namespace)
 
     def _indexed(self, plan: Update, namespace: str | None) -> bool:
-        return (
-            self.semantic is not None
-            and plan.ok
-            and plan.decision.samples == 1
-            and (namespace is None or namespace == self.backend.namespace)
-        )
+        """A write the semantic layer indexes."""
+        return plan.ok and self._semantic_scope(plan.decision, namespace)
+
+    def _semantic_scope(self, decision: KeyDecision, namespace: str | None) -> bool:
+        own = namespace is None or namespace == self.backend.namespace
+        return decision.samples == 1 and own
 
     # -- sync ---------------------------------------------------------------------------------
     def lookup(self, prompt: str, llm_string: str) -> Any | None:
@@ -343,7 +337,7 @@ class LLMCache:
             return None
         if self.semantic is not None and self._semantic_on(decision, data, namespace):
             similar = self._semantic_hit(decision, prompt, llm_string, start)
-            if similar is not None and _young(similar, max_age):
+            if similar is not None and _young_enough(similar.age_s, max_age):
                 return similar
         return self._hit(decision, data, start, max_age, namespace)
 
@@ -413,9 +407,8 @@ class LLMCache:
     def _peeked(self, key: str, data: bytes | None, max_age: float | None) -> Hit | None:
         if data is None:
             return None
-        stamp = written_at(data)
-        age = None if stamp is None else max(0.0, time.time() - stamp)
-        if max_age is not None and (age is None or age > max_age):
+        age = _age(data)
+        if not _young_enough(age, max_age):
             return None
         answers = self._materialized(key, data)
         if not answers or len(answers) != 1:  # sample:k keys are not coalesced
@@ -524,7 +517,7 @@ class LLMCache:
             return None
         if self.semantic is not None and self._semantic_on(decision, data, namespace):
             similar = await self._asemantic_hit(decision, prompt, llm_string, start)
-            if similar is not None and _young(similar, max_age):
+            if similar is not None and _young_enough(similar.age_s, max_age):
                 return similar
         return self._hit(decision, data, start, max_age, namespace)
 
@@ -634,10 +627,8 @@ class LLMCache:
         namespace: str | None = None,
     ) -> Hit | None:
         assert decision.key is not None
-        age = None
-        if data is not None and (stamp := written_at(data)) is not None:
-            age = max(0.0, time.time() - stamp)
-        if max_age is not None and data is not None and (age is None or age > max_age):
+        age = None if data is None else _age(data)
+        if data is not None and not _young_enough(age, max_age):
             # Too old for this caller: a miss (the store answered, so the breaker closes).
             self.breaker.success()
             self.stats.incr("too_old")
@@ -804,5 +795,12 @@ class LLMCache:
         return f"LLMCache({self.backend!r}, policy={self.policy!r})"
 
 
-def _young(hit: Hit, max_age: float | None) -> bool:
-    return max_age is None or (hit.age_s is not None and hit.age_s <= max_age)
+def _age(data: bytes) -> float | None:
+    """Seconds since ``data`` was written (its header's time); None when it has none."""
+    stamp = written_at(data)
+    return None if stamp is None else max(0.0, time.time() - stamp)
+
+
+def _young_enough(age: float | None, max_age: float | None) -> bool:
+    """A hit of this age passes ``max_age`` (unknown ages never do)."""
+    return max_age is None or (age is not None and age <= max_age)

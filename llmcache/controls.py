@@ -19,6 +19,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from llmcache.backends.base import check_namespace, field_error
 from llmcache.errors import ConfigError
 
 __all__ = ["CONFIG_KEY", "Controls"]
@@ -49,8 +50,6 @@ class Controls(BaseModel):
     @field_validator("namespace")
     @classmethod
     def _check_namespace(cls, value: str | None) -> str | None:
-        from llmcache.backends.base import check_namespace
-
         return None if value is None else check_namespace(value)
 
     @field_validator("no_cache", "no_store", "refresh", mode="before")
@@ -98,13 +97,8 @@ class Controls(BaseModel):
         try:
             return cls.model_validate(dict(value))
         except ValidationError as exc:
-            err = exc.errors()[0]
-            field = ".".join(str(p) for p in err["loc"])
-            raise ConfigError(
-                f"invalid llmcache control {field}={err.get('input')!r}: {err['msg']}"
-            ) from None
-        except ConfigError as exc:  # a namespace check_namespace refused
-            raise ConfigError(f"invalid llmcache control namespace: {exc}") from None
+            field, bad, message = field_error(exc, value)
+            raise ConfigError(f"invalid llmcache control {field}={bad!r}: {message}") from None
 
     @classmethod
     def names(cls) -> list[str]:

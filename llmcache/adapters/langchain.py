@@ -175,11 +175,7 @@ class LangChainCache(BaseCache):
         """Another caller's answer (a hit), or None with our lease kept for ``update``."""
         if value is not None:
             if self.annotate_hits:
-                meta = hit_metadata(self.cache, True, key, 0.0)
-                for gen in value:
-                    if isinstance(gen, ChatGeneration):
-                        rm = gen.message.response_metadata
-                        gen.message.response_metadata = {**rm, "llmcache": meta}
+                return _marked(value, hit_metadata(self.cache, True, key, 0.0))
             return value
         if lease is not None and lease.token is not None:
             with self._leases_lock:
@@ -242,11 +238,7 @@ class LangChainCache(BaseCache):
             return None
         if self.recorder is not None:
             self.recorder.record(prompt, llm_string, _usage(hit), hit=True)
-        meta = hit_metadata(self.cache, True, found.key, found.age_s)
-        for gen in hit:  # fresh objects of this hit alone: changed in place
-            if isinstance(gen, ChatGeneration):
-                gen.message.response_metadata = {**gen.message.response_metadata, "llmcache": meta}
-        return hit
+        return _marked(hit, hit_metadata(self.cache, True, found.key, found.age_s))
 
     def _generations(self, answer: Any) -> list[Generation] | None:
         if answer is None:
@@ -390,6 +382,15 @@ class _Frozen:
             setattr_(new, "__pydantic_private__", None if private is None else dict(private))
             models[index] = new
         return [models[i] for i in self.roots]
+
+
+def _marked(hit: list[Generation], meta: dict[str, Any]) -> list[Generation]:
+    """``hit`` with the hit flag on its chat messages (fresh objects of this hit alone: changed
+    in place)."""
+    for gen in hit:
+        if isinstance(gen, ChatGeneration):
+            gen.message.response_metadata = {**gen.message.response_metadata, "llmcache": meta}
+    return hit
 
 
 def _deep(value: Any) -> Any:

@@ -256,6 +256,19 @@ class CachedChatModel(BaseChatModel):
             generations=_annotated(result.generations, meta), llm_output=result.llm_output
         )
 
+    def _flown(self, result: ChatResult, computed: bool, call: _Call) -> ChatResult:
+        """What a single-flight caller returns: its own model call's answer (a miss), another
+        caller's stored answer (annotated as a hit by the lookup), or the leader's answer
+        handed over in-process because it could not be stored (a hit: no call here)."""
+        if computed:
+            return self._miss(result, call)
+        if "llmcache" in result.generations[0].message.response_metadata:
+            return result
+        meta = hit_metadata(self.llmcache, True, call.key, 0.0)
+        return ChatResult(
+            generations=_annotated(result.generations, meta), llm_output=result.llm_output
+        )
+
     def _answer(self, generations: Sequence[ChatGeneration]) -> Any:
         plain = [
             ChatGeneration(message=_stripped(g.message), generation_info=g.generation_info)
@@ -318,17 +331,7 @@ class CachedChatModel(BaseChatModel):
         assert call.key is not None
         flight = self._flight(call.controls.namespace)
         result = flight.run(call.key, lambda: self._lookup(call, peek=True), compute)
-        if computed:
-            return self._miss(result, call)
-        if "llmcache" in result.generations[0].message.response_metadata:
-            return result  # a stored answer another caller wrote: annotated as a hit already
-        # The leader's answer handed over in-process (it could not be stored): no call here.
-        return ChatResult(
-            generations=_annotated(
-                result.generations, hit_metadata(self.llmcache, True, call.key, 0.0)
-            ),
-            llm_output=result.llm_output,
-        )
+        return self._flown(result, computed, call)
 
     def _stream(
         self,
@@ -404,16 +407,7 @@ class CachedChatModel(BaseChatModel):
         assert call.key is not None
         flight = self._flight(call.controls.namespace)
         result = await flight.arun(call.key, lambda: self._alookup(call, peek=True), compute)
-        if computed:
-            return self._miss(result, call)
-        if "llmcache" in result.generations[0].message.response_metadata:
-            return result
-        return ChatResult(
-            generations=_annotated(
-                result.generations, hit_metadata(self.llmcache, True, call.key, 0.0)
-            ),
-            llm_output=result.llm_output,
-        )
+        return self._flown(result, computed, call)
 
     async def _astream(
         self,

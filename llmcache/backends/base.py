@@ -62,6 +62,7 @@ __all__ = [
     "BackendOptions",
     "check_namespace",
     "describe",
+    "field_error",
     "option_env",
     "parse_options",
     "url_options",
@@ -104,7 +105,8 @@ def option_env(model: type[BackendOptions]) -> dict[str, list[str]]:
     return found
 
 
-def _field_error(exc: ValidationError, values: Mapping[str, Any]) -> tuple[str, Any, str]:
+def field_error(exc: ValidationError, values: Mapping[str, Any]) -> tuple[str, Any, str]:
+    """(field, value, message) of a pydantic error: what a ConfigError names."""
     err = exc.errors()[0]
     field = ".".join(str(p) for p in err["loc"]) or "?"
     value = values.get(field, err.get("input"))
@@ -123,7 +125,7 @@ def parse_options(model: type[OptionsT], scheme: str, values: Mapping[str, Any])
     try:
         return model.model_validate(dict(values))
     except ValidationError as exc:
-        field, value, msg = _field_error(exc, values)
+        field, value, msg = field_error(exc, values)
         if model.model_fields.get(field) is not None and _is_secret(model, field):
             value = "***"
         raise ConfigError(

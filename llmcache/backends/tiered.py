@@ -51,7 +51,7 @@ from typing import Any, Self, cast
 from pydantic import ValidationError
 
 from llmcache import _defaults
-from llmcache.backends.base import Backend, BackendOptions, describe
+from llmcache.backends.base import Backend, BackendOptions, describe, field_error
 from llmcache.backends.capabilities import TTL, AtomicAdd, Batch, KeyListing, Lists, MaxLen
 from llmcache.config import L1Settings
 from llmcache.errors import ConfigError
@@ -188,12 +188,8 @@ def _l1_settings(l1: L1Settings | Mapping[str, Any] | bool | None) -> L1Settings
     try:
         return L1Settings.model_validate(dict(l1))
     except ValidationError as exc:
-        err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "?"
-        value = l1.get(field, err.get("input"))
-        raise ConfigError(
-            f"invalid value {value!r} for l1 setting {field!r}: {err['msg']}"
-        ) from None
+        field, value, message = field_error(exc, l1)
+        raise ConfigError(f"invalid value {value!r} for l1 setting {field!r}: {message}") from None
 
 
 def with_l1(backend: Backend, l1: L1Settings | Mapping[str, Any] | bool | None) -> Backend:
