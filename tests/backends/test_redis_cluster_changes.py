@@ -107,6 +107,9 @@ KNOWN_FAILURES: dict[tuple[str, str], str] = {
     # faults once stable (until +2.5 s), recovery 2.54 s, 1,078 healthy lookups skipped.
     ("scale_in", "no_errors_once_stable"): "0 alone; 1,798 (until +2.5 s) under doubled load",
     ("scale_in", "hit_ratio_recovers"): "≤ 2 s alone; 2.54 s under doubled load",
+    # 0 in every run but one full suite in a fresh venv: 1 budget timeout (0.25 s) once stable
+    # of 11,483 calls, on a loaded 2-CPU box (the harness's own loop lag, see above).
+    ("graceful_failover", "no_errors_once_stable"): "0 alone; 1 of 11,483 once in a full run",
 }
 
 

@@ -115,8 +115,14 @@ def test_sync_burst_on_a_hung_redis_costs_each_call_one_timeout(own_server: Any)
 
 # -- item 10: healthy server, 8 threads + 500 tasks: 0 errors, 0 lost writes ---------------------
 def _threads_and_tasks(url: str) -> tuple[int, int]:
-    """8 threads of sync calls and bursts of 500 tasks on a fresh cache: (errors, lost writes)."""
-    cache = _cache(url)
+    """8 threads of sync calls and bursts of 500 tasks on a fresh cache: (errors, lost writes).
+
+    It hunts errors of the connect storm (races in the pool), not latency: 500 tasks and 8
+    threads on 2 loaded CPUs once kept calls waiting past the 0.25 s budget (343 misses in one
+    fresh-venv run), so it runs with a roomy timeout; a race still shows as an error."""
+    cache = LLMCache.from_url(
+        url, namespace=f"t{uuid.uuid4().hex[:12]}", socket_timeout=2.0, socket_connect_timeout=2.0
+    )
     acked: list[str] = []
     lock = threading.Lock()
 
