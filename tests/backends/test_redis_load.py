@@ -109,8 +109,12 @@ def test_sync_burst_on_a_hung_redis_costs_each_call_one_timeout(own_server: Any)
         cache.close()
     print(f"150 sync calls, hung Redis: max {max(costs):.3f} s, p99 {_pct(costs, 0.99):.3f} s")
     assert not failures
-    # 150 threads on a 50-connection pool: waits for a connection are inside the budget.
-    assert max(costs) < TIMEOUT + 0.2
+    # 150 threads on a 50-connection pool: waits for a connection are inside the budget. The
+    # typical call pays one timeout; the slowest also waits for the GIL while 150 threads wake
+    # at once on 2 loaded CPUs (seen: 0.49 and 0.56 s in full runs), never a second timeout's
+    # worth on top (the bug this guards: several timeouts, 2.4-2.6 s).
+    assert _pct(costs, 0.9) < TIMEOUT + 0.2
+    assert max(costs) < 2 * TIMEOUT + 0.2
 
 
 # -- item 10: healthy server, 8 threads + 500 tasks: 0 errors, 0 lost writes ---------------------
