@@ -31,7 +31,12 @@ returned. Figures, per scenario (printed as a table row):
   all but the failed master's for a failover) that the cache did not even ask (cluster-wide
   breaker or a node breaker open);
 - **latency**: max and p99 of each call's duration (sync and async apart) from the start of the
-  change; the bound is one op timeout (``socket_timeout``, 0.25 s) + :data:`LATENCY_MARGIN`.
+  change; the bound is one op timeout (``socket_timeout``, 0.25 s) + :data:`LATENCY_MARGIN`,
+  checked on the *probe*: 1 thread and 5 asyncio tasks on a loop of their own, paced, making the
+  same calls on the same cache beside the load. The load's own loop runs 100 busy tasks on a
+  2-CPU machine: its calls also wait for that loop (before any change its slowest async call
+  already takes 70-160 ms, more when the machine is busy), so their latency is printed but
+  measures the harness as much as the driver; the probe's loop is idle between its calls.
 
 Each scenario runs once (the first of its tests runs it); each figure is its own test, so a target
 the driver does not meet yet is an ``xfail`` with the measured figure (:data:`KNOWN_FAILURES`),
@@ -66,6 +71,7 @@ LATENCY_MARGIN = 0.25  # ...plus this on a loaded 2-CPU CI machine
 WARM = 300  # prompts written before the load; their lookups measure the hit ratio
 SYNC_THREADS, TASKS = 2, 100
 PACE_SYNC, PACE_ASYNC = 0.002, 0.1  # seconds each worker sleeps between rounds
+PROBE_TASKS, PROBE_PACE = 5, 0.02  # the latency probe: 1 thread + 5 tasks on their own loop
 BEFORE = 1.5  # seconds of load before the change...
 RAMP = 0.5  # ...the first of which (clients connecting) is left out of the baseline latency
 AFTER = 2.5  # seconds of load once the cluster is stable again (>= RECOVERY after promotion)
@@ -123,7 +129,7 @@ class Call:
     """One ``lookup``/``update`` made by the load, and what the store did inside it."""
 
     kind: str  # "lookup" | "update"
-    side: str  # "sync" | "async"
+    side: str  # "sync" | "async" (the load) | "probe sync" | "probe async" (the latency probe)
     prompt: str
     start: float
     end: float = 0.0
@@ -186,7 +192,8 @@ def _skipped(call: Call) -> bool:
 
 # -- the load -------------------------------------------------------------------------------------
 class Load:
-    """2 sync threads + 100 asyncio tasks (one loop, its own thread) on one LLMCache."""
+    """2 sync threads + 100 asyncio tasks (one loop, its own thread) on one LLMCache, and the
+    latency probe: 1 thread + :data:`PROBE_TASKS` tasks on a loop of their own."""
 
     def __init__(self, cache: LLMCache, warm: list[str]) -> None:
         self.cache = cache
@@ -200,8 +207,20 @@ class Load:
     def __enter__(self) -> Load:
         self.started = time.monotonic()
         for i in range(SYNC_THREADS):
-            self._threads.append(threading.Thread(target=self._sync_worker, args=(i,)))
-        self._threads.append(threading.Thread(target=asyncio.run, args=(self._async_main(),)))
+            self._threads.append(
+                threading.Thread(target=self._sync_worker, args=(i, "sync", PACE_SYNC))
+            )
+        self._threads.append(
+            threading.Thread(
+                target=self._sync_worker, args=(SYNC_THREADS, "probe sync", PROBE_PACE)
+            )
+        )
+        for side, tasks, pace in (
+            ("async", TASKS, PACE_ASYNC),
+            ("probe async", PROBE_TASKS, PROBE_PACE),
+        ):
+            main = self._async_main(side, tasks, pace)
+            self._threads.append(threading.Thread(target=asyncio.run, args=(main,)))
         for thread in self._threads:
             thread.start()
         return self
@@ -219,8 +238,8 @@ class Load:
             call.result = "miss" if got is None else "hit" if right else "wrong"
         self.calls.append(call)
 
-    def _lookup(self, prompt: str) -> bool:
-        call = Call("lookup", "sync", prompt, time.monotonic())
+    def _lookup(self, prompt: str, side: str) -> bool:
+        call = Call("lookup", side, prompt, time.monotonic())
         token = _current.set(call)
         got = None
         try:
@@ -233,8 +252,8 @@ class Load:
             self._record(call, got)
         return call.result == "hit"
 
-    def _update(self, prompt: str) -> None:
-        call = Call("update", "sync", prompt, time.monotonic())
+    def _update(self, prompt: str, side: str) -> None:
+        call = Call("update", side, prompt, time.monotonic())
         token = _current.set(call)
         try:
             self.cache.update(prompt, LLM, answer(prompt))
@@ -245,8 +264,8 @@ class Load:
             _current.reset(token)
             self._record(call)
 
-    async def _alookup(self, prompt: str) -> bool:
-        call = Call("lookup", "async", prompt, time.monotonic())
+    async def _alookup(self, prompt: str, side: str) -> bool:
+        call = Call("lookup", side, prompt, time.monotonic())
         _current.set(call)  # this task's own context
         got = None
         try:
@@ -259,8 +278,8 @@ class Load:
             self._record(call, got)
         return call.result == "hit"
 
-    async def _aupdate(self, prompt: str) -> None:
-        call = Call("update", "async", prompt, time.monotonic())
+    async def _aupdate(self, prompt: str, side: str) -> None:
+        call = Call("update", side, prompt, time.monotonic())
         _current.set(call)
         try:
             await self.cache.aupdate(prompt, LLM, answer(prompt))
@@ -271,32 +290,34 @@ class Load:
             _current.set(None)
             self._record(call)
 
-    def _sync_worker(self, worker: int) -> None:
+    def _sync_worker(self, worker: int, side: str, pace: float) -> None:
         rng = random.Random(worker)
         n = 0
         while not self._stop.is_set():
             prompt = rng.choice(self.warm)
-            if not self._lookup(prompt):
-                self._update(prompt)  # the model answered: cache it
-            self._update(f"fresh s{worker} {n}")
+            if not self._lookup(prompt, side):
+                self._update(prompt, side)  # the model answered: cache it
+            self._update(f"fresh s{worker} {n}", side)
             n += 1
-            time.sleep(PACE_SYNC)
+            time.sleep(pace)
 
-    async def _async_worker(self, worker: int) -> None:
+    async def _async_worker(self, worker: int, side: str, pace: float) -> None:
         rng = random.Random(1000 + worker)
         n = 0
-        await asyncio.sleep(rng.random() * PACE_ASYNC)  # spread the tasks out
+        await asyncio.sleep(rng.random() * pace)  # spread the tasks out
         while not self._stop.is_set():
             prompt = rng.choice(self.warm)
-            if not await self._alookup(prompt):
-                await self._aupdate(prompt)
-            await self._aupdate(f"fresh a{worker} {n}")
+            if not await self._alookup(prompt, side):
+                await self._aupdate(prompt, side)
+            await self._aupdate(f"fresh a{worker} {n}", side)
             n += 1
-            await asyncio.sleep(PACE_ASYNC)
+            await asyncio.sleep(pace)
 
-    async def _async_main(self) -> None:
+    async def _async_main(self, side: str, tasks: int, pace: float) -> None:
+        first = 0 if side == "async" else TASKS  # distinct workers: distinct fresh prompts
         results = await asyncio.gather(
-            *(self._async_worker(i) for i in range(TASKS)), return_exceptions=True
+            *(self._async_worker(first + i, side, pace) for i in range(tasks)),
+            return_exceptions=True,
         )
         self.raised += [r for r in results if isinstance(r, BaseException)]
 
@@ -547,7 +568,7 @@ def _figures(
     fig.healthy_misses = sum(c.result != "hit" for c in healthy)
 
     # latency of every call from the change start; the baseline before it
-    for side in ("sync", "async"):
+    for side in ("sync", "async", "probe sync", "probe async"):
         spans = [c.end - c.start for c in calls if c.side == side and c.start >= change.start]
         fig.latency[side] = (max(spans, default=0.0), _pct(spans, 0.99))
         base = [
@@ -618,7 +639,7 @@ def check(fig: Figures, target: str) -> None:
         assert fig.healthy_lookups > 0
         assert fig.healthy_skipped == 0, fig.row()
     elif target == "latency_one_timeout":
-        worst = max(mx for mx, _ in fig.latency.values())
+        worst = max(fig.latency["probe sync"][0], fig.latency["probe async"][0])
         assert worst <= TIMEOUT + LATENCY_MARGIN, fig.row()
     else:  # pragma: no cover
         raise AssertionError(target)
