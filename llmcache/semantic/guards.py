@@ -528,17 +528,22 @@ def _antonym(a: Features, b: Features) -> str:
 
 
 def _number(a: Features, b: Features) -> str:
-    if a.numbers == b.numbers:
-        return ""
+    if a.numbers == b.numbers or not (a.numbers and b.numbers):
+        return ""  # a number only one holds narrows the question: left to the threshold
     ca, cb = Counter(a.numbers), Counter(b.numbers)
     return f"{_show((ca - cb).elements())} vs {_show((cb - ca).elements())}"
 
 
 def _set_diff(name: str) -> Callable[[Features, Features], str]:
+    """Both prompts hold some (dates, units) and not the same: a substitution. One only one
+    holds ("... today?") narrows the question and is left to the threshold."""
+
     def check(a: Features, b: Features) -> str:
         sa: frozenset[str] = getattr(a, name)
         sb: frozenset[str] = getattr(b, name)
-        return "" if sa == sb else f"{_show(sa - sb)} vs {_show(sb - sa)}"
+        if sa == sb or not (sa and sb):
+            return ""
+        return f"{_show(sa - sb)} vs {_show(sb - sa)}"
 
     return check
 
@@ -546,8 +551,8 @@ def _set_diff(name: str) -> Callable[[Features, Features], str]:
 def _quoted(a: Features, b: Features) -> str:
     """A literal quoted in one that the other does not contain at all (quoted or not), or the
     same literals in another order ("replace 'a' with 'b'")."""
-    if a.quoted == b.quoted:
-        return ""
+    if a.quoted == b.quoted or not (a.quoted and b.quoted):
+        return ""  # quotes only one uses are emphasis as often as literals
     if set(a.quoted) == set(b.quoted) and len(a.quoted) == len(b.quoted):
         return f"{' | '.join(a.quoted)[:80]} vs {' | '.join(b.quoted)[:80]}"
     missing_in_b = [q for q in a.quoted if q.casefold() not in b.text]
