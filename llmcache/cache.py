@@ -656,6 +656,19 @@ class LLMCache:
             if len(self._failed_lookups) > _FAILED_LOOKUPS_KEPT:
                 self._failed_lookups.popitem(last=False)
 
+    def store_failing(self, key: str) -> bool:
+        """Whether the store is failing for ``key``: its lookup failed a moment ago (its update
+        will be skipped) or the breaker is not closed. A caller about to make another store
+        call for this key before the update (a single-flight lease) skips it then, so a hung
+        store costs a call one timeout at most."""
+        if self.guard.breaker.state != "closed":
+            return True
+        if not self._failed_lookups:
+            return False
+        with self._turns_lock:
+            failed_at = self._failed_lookups.get(key)
+        return failed_at is not None and time.monotonic() - failed_at <= _FAILED_LOOKUP_SECONDS
+
     def _skip_update(self, key: str, *, count: bool = True) -> bool:
         """True (once) when this key's lookup just failed: the store is sick, don't wait again."""
         if not self._failed_lookups:

@@ -152,7 +152,11 @@ class SingleFlight:
       call; make it longer than your slowest model call.
     - ``poll``: seconds between looks at the store while another process holds the lease.
     - ``stats``: counts ``coalesced`` (callers served by another's call), ``lease_expired``
-      (callers that stopped waiting after ``lease_ttl``) and ``errors`` (store faults).
+      (callers that stopped waiting after ``lease_ttl``), ``errors`` (store faults) and
+      ``skipped_after_fault`` (leases not tried because ``store_failing`` said so).
+    - ``store_failing``: ``store_failing(key)`` is True when the store is failing for this key
+      (:meth:`LLMCache.store_failing`: its lookup just failed, or the cache's breaker is not
+      closed): the lease is not tried then, so a hung store costs a call one timeout at most.
     """
 
     def __init__(
@@ -162,11 +166,13 @@ class SingleFlight:
         lease_ttl: float = _defaults.LEASE_TTL,
         poll: float = _defaults.LEASE_POLL,
         stats: Stats | None = None,
+        store_failing: Callable[[str], bool] | None = None,
     ) -> None:
         self.lease_ttl = _positive("lease_ttl", lease_ttl)
         self.poll = _positive("poll", poll)
         self.backend = backend
         self.stats = stats
+        self._store_failing = store_failing
         # Checked once: a runtime protocol check costs microseconds per call.
         self._adder: AtomicAdd | None = backend if isinstance(backend, AtomicAdd) else None
         # Lease faults trip a breaker of our own: while the store keeps failing, misses skip
@@ -258,7 +264,7 @@ class SingleFlight:
     def _take(self, key: str, lookup: Callable[[], T | None], deadline: float) -> _Lease | _Hit:
         """Our store lease; or, while another holds it, polls until a hit, the lease is ours,
         or ``deadline`` (then no lease: the caller computes anyway)."""
-        if self._adder is None:
+        if self._adder is None or self._sick(key):
             return _NO_LEASE
         orphan = self._reclaim(key)
         if orphan is not None:
@@ -381,7 +387,7 @@ class SingleFlight:
     async def _atake(
         self, key: str, lookup: Callable[[], Awaitable[T | None]], deadline: float
     ) -> _Lease | _Hit:
-        if self._adder is None:
+        if self._adder is None or self._sick(key):
             return _NO_LEASE
         orphan = self._reclaim(key)
         if orphan is not None:
@@ -551,6 +557,13 @@ class SingleFlight:
         call at worst, never a wrong answer).
         """
         return time.monotonic() - lease.taken >= self.lease_ttl * (1 - RELEASE_MARGIN)
+
+    def _sick(self, key: str) -> bool:
+        """The store is failing for this key: no lease (one more timeout), counted."""
+        if self._store_failing is None or not self._store_failing(key):
+            return False
+        self._count("skipped_after_fault")
+        return True
 
     def _count(self, name: str) -> None:
         if self.stats is not None:

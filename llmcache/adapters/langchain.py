@@ -87,7 +87,9 @@ class LangChainCache(BaseCache):
         self._flight: SingleFlight | None = None
         if single_flight:
             lease = {} if lease_ttl is None else {"lease_ttl": lease_ttl}
-            self._flight = SingleFlight(cache.backend, stats=cache.stats, **lease)
+            self._flight = SingleFlight(
+                cache.backend, stats=cache.stats, store_failing=cache.store_failing, **lease
+            )
         self._leases: OrderedDict[str, Lease] = OrderedDict()
         self._leases_lock = threading.Lock()
         if cache.materialize is None:

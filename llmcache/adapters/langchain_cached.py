@@ -229,7 +229,12 @@ class CachedChatModel(BaseChatModel):
             if flight is None:
                 cache = self.llmcache
                 lease = {} if self.lease_ttl is None else {"lease_ttl": self.lease_ttl}
-                flight = SingleFlight(cache.store(namespace), stats=cache.stats, **lease)
+                flight = SingleFlight(
+                    cache.store(namespace),
+                    stats=cache.stats,
+                    store_failing=cache.store_failing,
+                    **lease,
+                )
                 self._flights[namespace] = flight
             return flight
 

@@ -463,6 +463,50 @@ def test_langchain_call_on_a_hung_server_costs_at_most_its_timeouts(own_server: 
         cache.close()
 
 
+@pytest.mark.langchain
+@pytest.mark.parametrize("host", ["cached", "global"])
+async def test_single_flight_call_on_a_hung_server_costs_one_timeout(
+    own_server: Any, host: str
+) -> None:
+    """Single-flight takes a store lease before calling the model; when the call's lookup has
+    just timed out, the lease is not tried (a second timeout), and neither is the write."""
+    from langchain_core.language_models import FakeListChatModel
+
+    from llmcache import CircuitBreaker, LLMCache
+    from llmcache.adapters.langchain import LangChainCache, cached
+
+    backend = create_backend(own_server.url, namespace=ns())
+    cache = LLMCache(backend, breaker=CircuitBreaker(failures=3, cooldown=0.5))
+    responses = [f"answer-{i}" for i in range(20)]
+    if host == "cached":
+        model: Any = cached(FakeListChatModel(responses=responses), cache=cache, single_flight=True)
+    else:
+        model = FakeListChatModel(
+            responses=responses, cache=LangChainCache(cache, single_flight=True)
+        )
+    try:
+        model.invoke("warm")
+        os.kill(own_server.proc.pid, signal.SIGSTOP)
+        try:
+            costs = []
+            for i in range(3):  # before the breaker opens: each call pays the lookup's timeout
+                start = time.monotonic()
+                assert model.invoke(f"q{i}").content.startswith("answer-")
+                costs.append(time.monotonic() - start)
+                start = time.monotonic()
+                assert (await model.ainvoke(f"aq{i}")).content.startswith("answer-")
+                costs.append(time.monotonic() - start)
+        finally:
+            os.kill(own_server.proc.pid, signal.SIGCONT)
+        print(
+            f"{host} single-flight call cost with a hung Redis (s):", [round(c, 3) for c in costs]
+        )
+        assert max(costs) < 0.25 + 0.15, costs  # one 250 ms timeout, not two or three
+        assert cache.stats["skipped_after_fault"] >= 6  # the leases and the writes
+    finally:
+        await cache.aclose()
+
+
 def test_doctor_says_what_is_wrong(
     tls_server: Any, standalone: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
