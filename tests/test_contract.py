@@ -116,3 +116,63 @@ async def test_momento_view_generation_is_its_namespace(momento_server: Any) -> 
         owner.clear()
         built.close()
         owner.close()
+
+
+# -- the contract catches a backend whose views cannot share its connections -----------------------
+class _LazyStore(Backend):
+    """A third-party backend written the usual way: its "connection" (a dict standing in for a
+    client) is created on first use as ``self._client``. A view, a shallow copy, then makes its
+    own — a second client per namespace that nothing closes."""
+
+    def __init__(self, options: Any = None, *, namespace: str = "default") -> None:
+        super().__init__(options, namespace=namespace)
+        self._client: dict[str, bytes] | None = None
+
+    def _conn(self) -> dict[str, bytes]:
+        if self._client is None:
+            self._client = {}
+        return self._client
+
+    def get(self, key: str) -> bytes | None:
+        return self._conn().get(self._key(key))
+
+    def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
+        self._conn()[self._key(key)] = value
+
+    def delete(self, key: str) -> None:
+        self._conn().pop(self._key(key), None)
+
+    def clear(self) -> None:
+        conn = self._conn()
+        for key in [k for k in conn if k.startswith(self.key_prefix)]:
+            del conn[key]
+
+
+class _HolderStore(_LazyStore):
+    """The same store written for views: the lazily made client lives in a holder object
+    created in ``__init__``, which the owner and its views share."""
+
+    def __init__(self, options: Any = None, *, namespace: str = "default") -> None:
+        super().__init__(options, namespace=namespace)
+        self._holder: list[dict[str, bytes]] = []
+
+    def _conn(self) -> dict[str, bytes]:
+        if not self._holder:
+            self._holder.append({})
+        return self._holder[0]
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+async def test_contract_reports_a_lazily_made_client_that_views_cannot_share(mode: str) -> None:
+    contract = BackendContract()
+    with pytest.raises(AssertionError, match=r"_client.*bound .*first use"):
+        await contract.test_view_and_owner_rebind_nothing_they_share(
+            lambda ns: _LazyStore(namespace=ns), mode, "lazy"
+        )
+    # Written with a holder object, the same store passes.
+    await contract.test_view_and_owner_rebind_nothing_they_share(
+        lambda ns: _HolderStore(namespace=ns), mode, "holder"
+    )
+    owner = _HolderStore(namespace="holder")
+    owner.in_namespace("holderv").set("k", b"v")
+    assert owner._holder[0] == {"llmcache:holderv:k": b"v"}  # one client for both

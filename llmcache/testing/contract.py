@@ -412,6 +412,52 @@ class BackendContract:
         finally:
             await Ops(owner, mode).close()
 
+    #: Attributes a backend re-binds per instance on purpose after ``__init__`` (counters, say),
+    #: that :meth:`test_view_and_owner_rebind_nothing_they_share` should not report.
+    rebound_attributes: frozenset[str] = frozenset()
+
+    async def test_view_and_owner_rebind_nothing_they_share(
+        self, make_backend: Callable[[str], Backend], mode: str, namespace: str
+    ) -> None:
+        """A view is a shallow copy of its owner: an attribute either re-binds after the view
+        is made (a client created lazily as ``self._client = ...`` on first use) is no longer
+        shared, so the view silently opens connections of its own that nothing closes. Runs
+        without any override: both are used, then their attributes compared by identity."""
+        owner = make_backend(namespace)
+        try:
+            view = owner.in_namespace(namespace + "v")  # before the owner's first call
+            made = dict(vars(view))  # as _make_view/_init_view left it: per-view state included
+            before = dict(vars(owner))
+            ops_view, ops_owner = Ops(view, mode), Ops(owner, mode)
+            for ops in (ops_view, ops_owner):
+                await ops.set("k", b"v")
+                assert await ops.get("k") == b"v"
+                await ops.delete("k")
+            ignore = self.rebound_attributes | {"_views"}
+            for name, value in vars(owner).items():
+                if name in ignore:
+                    continue
+                if name not in before or value is not before[name]:
+                    raise AssertionError(
+                        f"{type(owner).__name__}.{name} was bound after __init__ (on first use): "
+                        "its views keep the old value and make their own; create it in __init__ "
+                        "(a holder object both share) — or list it in `rebound_attributes`"
+                    )
+            for name, value in vars(view).items():
+                if name in ignore:
+                    continue
+                if name not in made or value is not made[name]:
+                    raise AssertionError(
+                        f"a view of {type(owner).__name__} bound its own `{name}` on first use: "
+                        "it is not the owner's (connections nothing closes); create it in "
+                        "__init__ (a holder object both share) — or list it in "
+                        "`rebound_attributes`"
+                    )
+            await ops_view.clear()
+            await ops_owner.clear()
+        finally:
+            await Ops(owner, mode).close()
+
     async def test_closing_a_view_leaves_the_owner_open(
         self, store: Ops, namespace: str, views: Callable[[Backend, str], Ops]
     ) -> None:
