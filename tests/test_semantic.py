@@ -170,6 +170,8 @@ def test_different_llm_string_never_matches(store_target: StoreTarget) -> None:
          "entity"),
         ('the best way to cook "basmati" rice', 'the best way to cook "jasmine" rice',
          "quoted"),
+        ("how do i enable sso in okta for my team", "how do i lock sso in okta for my team",
+         "swap"),
     ],
 )  # fmt: skip
 def test_guards_veto_on_every_backend(
@@ -183,8 +185,9 @@ def test_guards_veto_on_every_backend(
     assert sem.find(asked, LLM) is None
     counts = sem.counters
     assert counts["vetoed"] == 1 and counts[f"veto_{reason}"] == 1 and counts["hits"] == 0
-    # without that guard it would have been served: the guard is what stopped it
-    others = [g for g in SemanticConfig().guards if g != reason]
+    # without that guard it would have been served: the guard is what stopped it (a swapped
+    # word is also a minimal pair: without "swap" too)
+    others = [g for g in SemanticConfig().guards if g not in (reason, "swap")]
     config = SemanticConfig(threshold=0.75, bits=4, guards=others)
     assert layer(sem.backend, config).find(asked, LLM)
 

@@ -50,6 +50,7 @@ __all__ = [
     "ALL_GUARDS",
     "DEFAULT_GUARDS",
     "GUARDS",
+    "OVERRULED_AT",
     "Features",
     "differences",
     "features",
@@ -243,7 +244,7 @@ for _canon, _aliases in {
     "inch": "inch inches",
     "yard": "yard yards yd",
     "kg": "kg kgs kilogram kilograms kilo kilos",
-    "g": "gram grams",
+    "g": "g gram grams",
     "mg": "mg milligram milligrams",
     "lb": "lb lbs pound pounds",
     "oz": "oz ounce ounces",
@@ -334,6 +335,7 @@ _RELATIONS = frozenset(
 # Units that matter without a number next to them: currencies and temperature scales.
 _BARE_UNITS = frozenset(_words("usd eur gbp jpy inr celsius fahrenheit kelvin"))
 _GLUED = re.compile(r"^(\d+(?:[.,]\d+)?)([a-z°]+)$")
+_ANSWER_NO = re.compile(r"(?:^|[.!?]\s+)no\s*[,.!]", re.IGNORECASE)
 _ARROWS = re.compile(r"\s*(?:->|=>|→|⇒|⟶)\s*")
 
 
@@ -352,6 +354,8 @@ class Features:
     targets: frozenset[str]  # words something goes *to*
     order: tuple[str, ...]  # entities in order of first appearance, when a relation joins them
     text: str  # the normalised text, case-folded
+    frame: tuple[str, ...]  # the words outside quoted literals, in order
+    words: tuple[str, ...]  # all words, in order (lower-cased, possessive 's stripped)
 
 
 def _norm_word(word: str) -> str:
@@ -453,7 +457,10 @@ def features(text: str) -> Features:
     text = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES)
     words = [_norm_word(w) for w in _WORD.findall(text)]
     negations = sum(1 for w in words if w in _NEGATIONS or w.endswith("n't"))
-    negations -= sum(1 for i, w in enumerate(words) if w == "not" and i and words[i - 1] == "or")
+    # "... or not?", "why or why not?": both polarities asked, not a negated question; a leading
+    # "No," answers, it does not negate.
+    negations -= sum(1 for i, w in enumerate(words) if w == "not" and "or" in words[max(0, i - 2) : i])
+    negations -= len(_ANSWER_NO.findall(text))
     numbers = [_norm_number(m.group()) for m in _NUMBER.finditer(text)]
     for w in words:
         if w in _NUMBER_WORDS:
@@ -497,6 +504,8 @@ def features(text: str) -> Features:
         entities=frozenset(entities),
         quoted=tuple(q for q in quoted if q),
         text=text.casefold(),
+        frame=tuple(_norm_word(w) for w in _WORD.findall(_QUOTED.sub(" ", text))),
+        words=tuple(words),
         units=frozenset(units),
         sources=frozenset(sources),
         targets=frozenset(targets),
@@ -548,12 +557,24 @@ def _set_diff(name: str) -> Callable[[Features, Features], str]:
     return check
 
 
+def _unit(a: Features, b: Features) -> str:
+    """Units both hold that differ, or a unit only one holds next to a number both hold
+    ("100 g" vs "100 oz"); a unit only one adds with its own number is left to the threshold."""
+    if a.units == b.units:
+        return ""
+    if (a.units and b.units) or set(a.numbers) & set(b.numbers):
+        return f"{_show(a.units - b.units)} vs {_show(b.units - a.units)}"
+    return ""
+
+
 def _quoted(a: Features, b: Features) -> str:
     """A literal quoted in one that the other does not contain at all (quoted or not), or the
     same literals in another order ("replace 'a' with 'b'")."""
     if a.quoted == b.quoted or not (a.quoted and b.quoted):
         return ""  # quotes only one uses are emphasis as often as literals
     if set(a.quoted) == set(b.quoted) and len(a.quoted) == len(b.quoted):
+        if a.frame != b.frame:
+            return ""  # reworded around the literals: their order follows the sentence
         return f"{' | '.join(a.quoted)[:80]} vs {' | '.join(b.quoted)[:80]}"
     missing_in_b = [q for q in a.quoted if q.casefold() not in b.text]
     missing_in_a = [q for q in b.quoted if q.casefold() not in a.text]
@@ -570,6 +591,44 @@ def _entity(a: Features, b: Features) -> str:
     if missing_in_a and missing_in_b:
         return f"{_show(missing_in_b)} vs {_show(missing_in_a)}"
     return ""
+
+
+def _forms(x: str, y: str) -> bool:
+    """Whether two words are forms or misspellings of one word (learn/learning, Hilary/Hillary)."""
+    if _stem(x) == _stem(y):
+        return True
+    short, long = sorted((x, y), key=len)
+    if len(short) >= 4 and len(long) - len(short) <= 3 and long.startswith(short):
+        return True
+    if len(short) < 5 or len(long) - len(short) > 1:
+        return False
+    if len(short) == len(long):
+        return sum(p != q for p, q in zip(short, long, strict=True)) == 1
+    return any(long[:i] + long[i + 1 :] == short for i in range(len(long)))
+
+
+def _swap(a: Features, b: Features) -> str:
+    """A minimal pair: the same words around one or two words replaced by others that are not
+    forms of them ("How do I *lock* X" / "How do I *disable* X"). The shared frame lifts the
+    similarity whatever the swapped words mean, so the similarity cannot vouch for them; only a
+    near-certain one overrules this guard (:data:`OVERRULED_AT`)."""
+    x, y = a.words, b.words
+    if x == y:
+        return ""
+    head = 0
+    while head < min(len(x), len(y)) and x[head] == y[head]:
+        head += 1
+    tail = 0
+    while tail < min(len(x), len(y)) - head and x[-1 - tail] == y[-1 - tail]:
+        tail += 1
+    mid_a, mid_b = x[head : len(x) - tail], y[head : len(y) - tail]
+    if not (1 <= len(mid_a) <= 2 and 1 <= len(mid_b) <= 2) or head + tail < 2:
+        return ""  # an insertion, a deletion, or no shared frame: not a minimal pair
+    if all(w in _COMMON or w in _NEGATIONS for w in (*mid_a, *mid_b)):
+        return ""  # function words swapped ("how do I" / "how can I"): the other guards' job
+    if any(_forms(p, q) for p in mid_a for q in mid_b):
+        return ""
+    return f"{' '.join(mid_a)} vs {' '.join(mid_b)}"
 
 
 def _direction(a: Features, b: Features) -> str:
@@ -595,18 +654,25 @@ GUARDS: dict[str, Callable[[Features, Features], str]] = {
     "date": _set_diff("dates"),
     "entity": _entity,
     "quoted": _quoted,
-    "unit": _set_diff("units"),
+    "unit": _unit,
     "direction": _direction,
+    "swap": _swap,
 }
+#: Guard name → the similarity at which the embedding overrules that guard (the others it never
+#: overrules): a minimal pair this close is a rewording (a typo, a synonym) after all.
+OVERRULED_AT: dict[str, float] = {"swap": 0.95}
 ALL_GUARDS: tuple[str, ...] = tuple(GUARDS)
 DEFAULT_GUARDS: tuple[str, ...] = ALL_GUARDS
 
 
-def differences(a: str, b: str, guards: Sequence[str] = DEFAULT_GUARDS) -> dict[str, str]:
+def differences(
+    a: str, b: str, guards: Sequence[str] = DEFAULT_GUARDS, similarity: float | None = None
+) -> dict[str, str]:
     """Guard name → what differs between prompts ``a`` and ``b``, for each guard that vetoes.
 
-    Never raises: if reading the prompts fails, the answer is ``{"error": ...}`` (a veto).
-    Identical prompts never veto each other.
+    ``similarity``: the cosine of their embeddings, if known; at :data:`OVERRULED_AT` or above it
+    overrules a guard listed there (unknown: never). Never raises: if reading the prompts fails,
+    the answer is ``{"error": ...}`` (a veto). Identical prompts never veto each other.
     """
     if a == b:
         return {}
@@ -614,6 +680,9 @@ def differences(a: str, b: str, guards: Sequence[str] = DEFAULT_GUARDS) -> dict[
         fa, fb = features(a), features(b)
         found: dict[str, str] = {}
         for name in guards:
+            overruled = OVERRULED_AT.get(name)
+            if overruled is not None and similarity is not None and similarity >= overruled:
+                continue
             detail = GUARDS[name](fa, fb)
             if detail:
                 found[name] = detail
@@ -622,6 +691,8 @@ def differences(a: str, b: str, guards: Sequence[str] = DEFAULT_GUARDS) -> dict[
         return {"error": f"{type(exc).__name__}: {exc}"[:200]}
 
 
-def vetoes(a: str, b: str, guards: Sequence[str] = DEFAULT_GUARDS) -> list[str]:
+def vetoes(
+    a: str, b: str, guards: Sequence[str] = DEFAULT_GUARDS, similarity: float | None = None
+) -> list[str]:
     """The names of the guards that veto serving ``b``'s answer for ``a`` (empty: no veto)."""
-    return list(differences(a, b, guards))
+    return list(differences(a, b, guards, similarity))

@@ -542,7 +542,7 @@ class SemanticLayer:
                 row["verdict"] = "unverified"
                 self._count(trace, "unverified")
                 continue
-            found = differences(text_of(prompt), text_of(stored), self.config.guards)
+            found = differences(text_of(prompt), text_of(stored), self.config.guards, similarity)
             if found:
                 row["verdict"], row["vetoes"] = "vetoed", found
                 self._count(trace, "vetoed")
