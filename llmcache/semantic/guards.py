@@ -459,7 +459,9 @@ def features(text: str) -> Features:
     negations = sum(1 for w in words if w in _NEGATIONS or w.endswith("n't"))
     # "... or not?", "why or why not?": both polarities asked, not a negated question; a leading
     # "No," answers, it does not negate.
-    negations -= sum(1 for i, w in enumerate(words) if w == "not" and "or" in words[max(0, i - 2) : i])
+    negations -= sum(
+        1 for i, w in enumerate(words) if w == "not" and "or" in words[max(0, i - 2) : i]
+    )
     negations -= len(_ANSWER_NO.findall(text))
     numbers = [_norm_number(m.group()) for m in _NUMBER.finditer(text)]
     for w in words:
