@@ -337,6 +337,7 @@ _RELATIONS = frozenset(
 # Units that matter without a number next to them: currencies and temperature scales.
 _BARE_UNITS = frozenset(_words("usd eur gbp jpy inr celsius fahrenheit kelvin"))
 _GLUED = re.compile(r"^(\d+(?:[.,]\d+)?)([a-z°]+)$")
+_DOTTED = re.compile(r"\b(?:[A-Za-z]\.){1,}[A-Za-z]{1,3}\b\.?(?!\w)")
 _ANSWER_NO = re.compile(r"(?:^|[.!?]\s+)no\s*[,.!]", re.IGNORECASE)
 _ARROWS = re.compile(r"\s*(?:->|=>|→|⇒|⟶)\s*")
 
@@ -423,13 +424,30 @@ def _mentions(entity: str, tokens: frozenset[str]) -> bool:
     Indian); never another name that merely starts alike (Austria, Australia)."""
     if entity in tokens:
         return True
-    stem = _stem(entity)
-    for token in tokens:
-        if _stem(token) == stem:
-            return True
-        short, long = sorted((entity, token), key=len)
-        if len(short) >= 4 and len(long) - len(short) <= 3 and long.startswith(short):
-            return True
+    return any(_forms(entity, token) for token in tokens)
+
+
+def _acronyms(words: Sequence[str]) -> set[str]:
+    """The initials of every run of 2-4 words ("new zealand" -> "nz", "air force" -> "af")."""
+    found: set[str] = set()
+    for i in range(len(words)):
+        for n in (2, 3, 4):
+            if i + n <= len(words):
+                found.add("".join(w[:1] for w in words[i : i + n]))
+    return found
+
+
+def _spelled_out(entity: str, own: Sequence[str], other: frozenset[str]) -> bool:
+    """Whether ``entity`` is part of a run of words in its own prompt whose initials the other
+    prompt writes as one word ("Air Force" / "AF")."""
+    for i, word in enumerate(own):
+        if word != entity:
+            continue
+        for n in (2, 3, 4):
+            for start in range(max(0, i - n + 1), i + 1):
+                run = own[start : start + n]
+                if len(run) == n and "".join(w[:1] for w in run) in other:
+                    return True
     return False
 
 
@@ -457,6 +475,7 @@ def _entities(text: str) -> dict[str, None]:
 def features(text: str) -> Features:
     """The guards' view of ``text`` (cached: a query is compared with several candidates)."""
     text = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES)
+    text = _DOTTED.sub(lambda m: m.group().replace(".", ""), text)  # U.S. -> US
     words = [_norm_word(w) for w in _WORD.findall(text)]
     negations = sum(1 for w in words if w in _NEGATIONS or w.endswith("n't"))
     # "... or not?", "why or why not?": both polarities asked, not a negated question; a leading
@@ -590,21 +609,34 @@ def _quoted(a: Features, b: Features) -> str:
 def _entity(a: Features, b: Features) -> str:
     """Each prompt names something the other does not mention (a substitution: Austria vs
     Australia). A name only one adds ("How do I learn" + "Python") is left to the threshold."""
-    missing_in_b = {e for e in a.entities if not _mentions(e, b.tokens)}
-    missing_in_a = {e for e in b.entities if not _mentions(e, a.tokens)}
+    acronyms_a, acronyms_b = _acronyms(a.words), _acronyms(b.words)
+
+    def missing(x: Features, y: Features, y_acronyms: set[str]) -> set[str]:
+        return {
+            e
+            for e in x.entities
+            if not _mentions(e, y.tokens)
+            and e not in y_acronyms  # "NZ" / "New Zealand"
+            and not _spelled_out(e, x.words, y.tokens)
+        }
+
+    missing_in_b = missing(a, b, acronyms_b)
+    missing_in_a = missing(b, a, acronyms_a)
     if missing_in_a and missing_in_b:
         return f"{_show(missing_in_b)} vs {_show(missing_in_a)}"
     return ""
 
 
 def _forms(x: str, y: str) -> bool:
-    """Whether two words are forms or misspellings of one word (learn/learning, Hilary/Hillary)."""
-    if _stem(x) == _stem(y):
+    """Whether two words are forms or misspellings of one word: learn/learning, India/Indian,
+    Hilary/Hillary (one letter added, dropped or changed in a word of 5 or more, never the
+    first); never two names that merely start alike (Austria/Australia) or rhyme (Jason/Mason)."""
+    if x == y or _stem(x) == _stem(y):
         return True
     short, long = sorted((x, y), key=len)
     if len(short) >= 4 and len(long) - len(short) <= 3 and long.startswith(short):
         return True
-    if len(short) < 5 or len(long) - len(short) > 1:
+    if len(short) < 5 or len(long) - len(short) > 1 or x[0] != y[0]:
         return False
     if len(short) == len(long):
         return sum(p != q for p, q in zip(short, long, strict=True)) == 1
