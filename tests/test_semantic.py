@@ -296,8 +296,9 @@ def test_backend_without_lists_uses_values() -> None:
     sem.find(PARAPHRASE, LLM)
     assert store.calls == Counter({"get_many": 2})  # buckets in one batch, entries in one
     for _ in range(4):
-        sem.add(STORED, LLM, key(STORED), ttl=60)  # 5 pushes into each of its 8 buckets
-    assert sem.explain(STORED, LLM)["bucket_entries"] == 3 * 8  # trimmed to 3 per bucket
+        sem.add(STORED, LLM, key(STORED), ttl=60)  # 5 pushes into each of its buckets
+    tables = SemanticConfig().tables
+    assert sem.explain(STORED, LLM)["bucket_entries"] == 3 * tables  # trimmed to 3 per bucket
 
 
 async def test_backend_without_lists_async() -> None:
@@ -397,7 +398,7 @@ def test_explain_shows_the_decision() -> None:
     doc = sem.explain(PARAPHRASE, LLM)
     assert doc["match"]["key"] == key(STORED)
     assert doc["candidates"][0]["verdict"] == "hit"
-    assert len(doc["buckets"]) == 8 and doc["threshold"] == 0.8
+    assert len(doc["buckets"]) == SemanticConfig().tables and doc["threshold"] == 0.8
     assert sem.counters["lookups"] == 0  # explain counts nothing
 
 
