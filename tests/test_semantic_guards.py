@@ -7,7 +7,14 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from llmcache.semantic import SemanticConfig
-from llmcache.semantic.guards import ALL_GUARDS, GUARDS, differences, features, vetoes
+from llmcache.semantic.guards import (
+    ALL_GUARDS,
+    GUARDS,
+    OVERRULED_AT,
+    differences,
+    features,
+    vetoes,
+)
 
 # Plain lower-case words that no guard reads anything into.
 PLAIN = [
@@ -139,3 +146,95 @@ def test_guards_are_configurable_and_checked() -> None:
     with pytest.raises(ValueError, match="unknown guard 'sarcasm'; valid guards: negation"):
         SemanticConfig(guards=["sarcasm"])
     assert set(SemanticConfig().guards) == set(ALL_GUARDS)
+
+
+# -- substitutions veto, additions are left to the threshold; minimal pairs; readings ----------
+FOODS = ["rice", "bread", "pasta", "soup", "salad", "cake", "tofu", "lentils"]
+
+
+@given(st.text(), st.text(), st.floats(allow_nan=True) | st.none())
+@settings(max_examples=300)
+def test_with_a_similarity_guards_never_raise_and_are_symmetric(
+    a: str, b: str, similarity: float | None
+) -> None:
+    ab, ba = differences(a, b, similarity=similarity), differences(b, a, similarity=similarity)
+    assert "error" not in ab and "error" not in ba
+    assert set(ab) == set(ba)
+    assert differences(a, a, similarity=similarity) == {}
+
+
+@given(st.text(), st.text())
+@settings(max_examples=200)
+def test_a_high_similarity_overrules_only_the_listed_guards(a: str, b: str) -> None:
+    sure = set(vetoes(a, b, similarity=1.0))
+    unknown = set(vetoes(a, b))
+    assert sure <= unknown and unknown - sure <= set(OVERRULED_AT)
+
+
+@given(words, words, st.sampled_from(FOODS), st.sampled_from(FOODS))
+def test_swapping_one_word_in_the_same_frame_vetoes(
+    head: list[str], tail: list[str], x: str, y: str
+) -> None:
+    assume(x != y)
+    a = " ".join([*head, x, *tail])
+    b = " ".join([*head, y, *tail])
+    assert "swap" in vetoes(a, b)
+    assert "swap" in vetoes(a, b, similarity=0.89)
+    assert "swap" not in vetoes(a, b, similarity=0.9)  # the embedding is sure: a synonym
+
+
+@given(words, st.sampled_from(FOODS), st.integers(min_value=2, max_value=999))
+def test_adding_a_number_is_left_to_the_threshold(ws: list[str], food: str, n: int) -> None:
+    a = " ".join([*ws, food])
+    b = " ".join([*ws, str(n), "cups", "of", food])
+    assert "number" not in vetoes(a, b) and "unit" not in vetoes(a, b)
+
+
+SUBSTITUTIONS = [  # near-duplicates the new readings must still veto, and the guard that does
+    ("How do I enable two-factor authentication?", "How do I lock two-factor authentication?",
+     "swap"),
+    ("How do I install the printer driver?", "How do I download the printer driver?", "swap"),
+    ("How many calories in 100 g of rice?", "How many calories in 100 oz of rice?", "unit"),
+    ("How to make money without investment?", "How to make money with investment?", "antonym"),
+    ("Who is Jason?", "Who is Mason?", "entity"),
+    ("What is the capital of NZ?", "What is the capital of Australia?", "entity"),
+    ("What holidays are in March 2024?", "What holidays are in May 2024?", "swap"),
+    ("Weather in Rome this week", "Weather in Rome next week", "date"),
+    ('What does "foo" mean here?', 'What does "bar" mean here?', "quoted"),
+]  # fmt: skip
+READINGS = [  # paraphrases the earlier guards vetoed
+    ("How do I learn Python?", "How can I learn Python?"),  # function words swapped
+    ("What is the difference between carving and chisel?",
+     "What is the difference between carving and chiselling?"),  # a form of the word
+    ("Why does Hillary Clinton cough?", "Why does Hilary Clinton cough?"),  # a misspelt name
+    ("Will Israel go to war with NZ?", "Will Israel declare war on New Zealand?"),  # acronym
+    ("Do U.S. citizens need a visa?", "Do US citizens need a visa?"),  # dotted acronym
+    ("Connection with the Air Force", "Connection with AF"),
+    ("Is the universe infinite? Why or why not?", "Is the universe infinite?"),  # both asked
+    ("Version 2.10.0 does not have it.", "No, it doesn't exist in version 2.10.0."),  # answer
+    ("The class reads TAR archives without streaming.",
+     "The class reads TAR archives in non-streaming mode."),  # "without" but no "with"
+    ("How do I train a Labrador?", "How do I train a two year old Labrador?"),  # narrower
+    ("Where can I download movies for free?", "Where can I download movies for free now?"),
+    ("What is a terrorist launch pad?", 'What are "terrorist launch pads"?'),  # emphasis
+    ("The `fs` instance lists files with `fs.ls`.", "Files are listed by `fs.ls` of `fs`."),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("a", "b", "guard"), SUBSTITUTIONS)
+def test_substitutions_are_vetoed(a: str, b: str, guard: str) -> None:
+    assert guard in vetoes(a, b, similarity=0.85), differences(a, b, similarity=0.85)
+    assert guard in vetoes(b, a, similarity=0.85)
+
+
+@pytest.mark.parametrize(("a", "b"), READINGS)
+def test_readings_let_paraphrases_through(a: str, b: str) -> None:
+    assert vetoes(a, b, similarity=0.85) == [], differences(a, b, similarity=0.85)
+    assert vetoes(b, a, similarity=0.85) == []
+
+
+def test_swap_is_overruled_only_by_a_near_certain_similarity() -> None:
+    a, b = "How many grams of tea powder for a cup?", "How many grams of tea dust for a cup?"
+    assert vetoes(a, b, similarity=0.85) == ["swap"]
+    assert vetoes(a, b, similarity=OVERRULED_AT["swap"]) == []
+    assert vetoes(a, b) == ["swap"]  # no similarity known: the guard stands

@@ -634,8 +634,8 @@ def _forms(x: str, y: str) -> bool:
     if x == y or _stem(x) == _stem(y):
         return True
     short, long = sorted((x, y), key=len)
-    if len(short) >= 4 and len(long) - len(short) <= 3 and long.startswith(short):
-        return True
+    if len(short) >= 4 and len(long) - len(short) <= 4 and long.startswith(short):
+        return True  # a suffix: chisel/chiselling, India/Indian
     if len(short) < 5 or len(long) - len(short) > 1 or x[0] != y[0]:
         return False
     if len(short) == len(long):
