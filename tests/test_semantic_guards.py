@@ -196,6 +196,7 @@ SUBSTITUTIONS = [  # near-duplicates the new readings must still veto, and the g
     ("How do I install the printer driver?", "How do I download the printer driver?", "swap"),
     ("How many calories in 100 g of rice?", "How many calories in 100 oz of rice?", "unit"),
     ("How to make money without investment?", "How to make money with investment?", "antonym"),
+    ("Start a business with investment", "Start a business with no investment", "antonym"),
     ("Who is Jason?", "Who is Mason?", "entity"),
     ("What is the capital of NZ?", "What is the capital of Australia?", "entity"),
     ("What holidays are in March 2024?", "What holidays are in May 2024?", "swap"),
@@ -215,6 +216,10 @@ READINGS = [  # paraphrases the earlier guards vetoed
     ("The class reads TAR archives without streaming.",
      "The class reads TAR archives in non-streaming mode."),  # "without" but no "with"
     ("How do I train a Labrador?", "How do I train a two year old Labrador?"),  # narrower
+    ("How can I start a business without investment?",
+     "How do I start a business with no investment?"),  # "with no" = "without"
+    ("Can we travel back in time? If not, why?", "Can someone travel back in time?"),
+    ("How do I register my mobile no. in SBI?", "How do I register my mobile number in SBI?"),
     ("Where can I download movies for free?", "Where can I download movies for free now?"),
     ("What is a terrorist launch pad?", 'What are "terrorist launch pads"?'),  # emphasis
     ("The `fs` instance lists files with `fs.ls`.", "Files are listed by `fs.ls` of `fs`."),

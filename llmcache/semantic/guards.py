@@ -338,6 +338,8 @@ _RELATIONS = frozenset(
 _BARE_UNITS = frozenset(_words("usd eur gbp jpy inr celsius fahrenheit kelvin"))
 _GLUED = re.compile(r"^(\d+(?:[.,]\d+)?)([a-z°]+)$")
 _DOTTED = re.compile(r"\b(?:[A-Za-z]\.){1,}[A-Za-z]{1,3}\b\.?(?!\w)")
+_NUMBER_ABBREV = re.compile(r"\b[Nn]o\.\s?(?=[a-z0-9])")  # "mobile no. of", "no.5"
+_WITH_NO = re.compile(r"\bwith\s+no\b", re.IGNORECASE)  # = "without" (not a "with" + "no")
 _ANSWER_NO = re.compile(r"(?:^|[.!?]\s+)no\s*[,.!]", re.IGNORECASE)
 _ARROWS = re.compile(r"\s*(?:->|=>|→|⇒|⟶)\s*")
 
@@ -476,12 +478,16 @@ def features(text: str) -> Features:
     """The guards' view of ``text`` (cached: a query is compared with several candidates)."""
     text = unicodedata.normalize("NFKC", text).translate(_APOSTROPHES)
     text = _DOTTED.sub(lambda m: m.group().replace(".", ""), text)  # U.S. -> US
+    text = _WITH_NO.sub("without", _NUMBER_ABBREV.sub("number ", text))  # no. 5, with no money
     words = [_norm_word(w) for w in _WORD.findall(text)]
     negations = sum(1 for w in words if w in _NEGATIONS or w.endswith("n't"))
-    # "... or not?", "why or why not?": both polarities asked, not a negated question; a leading
-    # "No," answers, it does not negate.
+    # "... or not?", "why or why not?", "if not, why?": both polarities asked, not a negated
+    # question; "yes/no" names both answers; a leading "No," answers, it does not negate.
     negations -= sum(
-        1 for i, w in enumerate(words) if w == "not" and "or" in words[max(0, i - 2) : i]
+        1
+        for i, w in enumerate(words)
+        if (w == "not" and {"or", "if"} & set(words[max(0, i - 2) : i]))
+        or (w == "no" and "yes" in words[max(0, i - 2) : i + 3])
     )
     negations -= len(_ANSWER_NO.findall(text))
     numbers = [_norm_number(m.group()) for m in _NUMBER.finditer(text)]
