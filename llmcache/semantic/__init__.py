@@ -4,7 +4,7 @@
   ``find`` on an exact miss, ``add`` after an exact update), :class:`SemanticConfig`,
   :class:`SemanticMatch`;
 - :mod:`llmcache.semantic.guards`: the false-hit vetoes (negation, antonym, number, date,
-  entity, quoted literal, unit, direction);
+  entity, quoted literal, unit, direction, swap);
 - :mod:`llmcache.semantic.vectors`: compact vectors (int8, float16) and the shared hyperplanes;
 - :mod:`llmcache.semantic.hashing`: :class:`HashingEmbeddings`, a deterministic bag-of-words
   embedding for tests and examples.
