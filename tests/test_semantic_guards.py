@@ -197,6 +197,8 @@ SUBSTITUTIONS = [  # near-duplicates the new readings must still veto, and the g
     ("How many calories in 100 g of rice?", "How many calories in 100 oz of rice?", "unit"),
     ("How to make money without investment?", "How to make money with investment?", "antonym"),
     ("Start a business with investment", "Start a business with no investment", "antonym"),
+    ("Python is faster than Java", "Java is faster than Python", "direction"),  # openers
+    ("Paris weather tomorrow", "London weather tomorrow", "swap"),
     ("Who is Jason?", "Who is Mason?", "entity"),
     ("What is the capital of NZ?", "What is the capital of Australia?", "entity"),
     ("What holidays are in March 2024?", "What holidays are in May 2024?", "swap"),
@@ -223,6 +225,7 @@ READINGS = [  # paraphrases the earlier guards vetoed
     ("Where can I download movies for free?", "Where can I download movies for free now?"),
     ("What is a terrorist launch pad?", 'What are "terrorist launch pads"?'),  # emphasis
     ("The `fs` instance lists files with `fs.ls`.", "Files are listed by `fs.ls` of `fs`."),
+    ("Employ the download() technique.", "Use the download() method."),  # capitalised: opener
 ]  # fmt: skip
 
 

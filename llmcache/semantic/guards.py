@@ -461,9 +461,14 @@ def _spelled_out(entity: str, own: Sequence[str], other: frozenset[str]) -> bool
     return False
 
 
-def _entities(text: str) -> dict[str, None]:
+def _entities(text: str) -> tuple[dict[str, None], set[str]]:
+    """Capitalised words that name something, in order of first appearance, and those of them
+    that are capitalised only as a sentence's first word (maybe names, maybe not)."""
     found: dict[str, None] = {}  # ordered: first appearance first
-    for match in _WORD.finditer(text):
+    matches = list(_WORD.finditer(text))
+    initial: list[tuple[str, str]] = []  # (lower, next word) of capitalised sentence openers
+    named_inside: set[str] = set()  # capitalised inside a sentence: a name for sure
+    for k, match in enumerate(matches):
         word = match.group()
         if not any(c.isupper() for c in word):
             continue
@@ -477,8 +482,19 @@ def _entities(text: str) -> dict[str, None]:
             continue
         if not starts_sentence and not inner_caps and lower in _COMMON and word.istitle():
             continue  # Title Case Prompts Capitalise Every Word
+        if starts_sentence and not inner_caps and len(word) > 1:
+            # Capitalised only because it opens a sentence or a list item ("Employ the ...",
+            # "Furthermore, ...", "include: Introduction, ..."): a name only if the next word
+            # is capitalised too ("New York is") or it is capitalised inside a sentence as well.
+            nxt = matches[k + 1].group() if k + 1 < len(matches) else ""
+            initial.append((lower, nxt))
+            found[lower] = None
+            continue
+        if not starts_sentence:
+            named_inside.add(lower)
         found[lower] = None
-    return found
+    openers = {lower for lower, nxt in initial if not (nxt[:1].isupper() or lower in named_inside)}
+    return found, openers
 
 
 @lru_cache(maxsize=4096)
@@ -529,7 +545,7 @@ def features(text: str) -> Features:
         _UNITS.get(s.group().replace(" ", "").lower(), s.group())
         for s in _SYMBOL_UNITS.finditer(text)
     }
-    entities = _entities(text)
+    entities, openers = _entities(text)
     role_words = _WORD.findall(_ARROWS.sub(" → ", text).replace("→", " to "))
     sources, targets = _roles([_norm_word(w) for w in role_words], set(entities))
     related = bool(_RELATIONS & set(words))
@@ -538,7 +554,9 @@ def features(text: str) -> Features:
         negations=negations,
         numbers=tuple(sorted(numbers)),
         dates=frozenset(dates),
-        entities=frozenset(entities),
+        # A sentence opener is not compared as a name ("Employ the method" / "Use the method"),
+        # but it still takes part in roles and order ("Python is faster than Java").
+        entities=frozenset(entities) - openers,
         quoted=tuple(q for q in quoted if q),
         text=text.casefold(),
         frame=tuple(_norm_word(w) for w in _WORD.findall(_QUOTED.sub(" ", text))),
