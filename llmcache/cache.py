@@ -139,7 +139,7 @@ class LLMCache:
 
         ``l1``: an in-process first tier in front of the store (``True``, or
         ``{"max_entries": ..., "ttl": ...}``; see docs/two-tiers.md). ``semantic``: paraphrases
-        served on exact misses, ``{"embeddings": <LangChain Embeddings>, "threshold": 0.9, ...}``
+        served on exact misses, ``{"embeddings": <LangChain Embeddings>, "threshold": 0.85, ...}``
         (see :meth:`enable_semantic` and docs/semantic.md).
         """
         backend = with_l1(create_backend(url, namespace=namespace, **options), l1)
