@@ -113,6 +113,7 @@ class AsyncBudget:
         "_handle",
         "_lag_granted",
         "_loop",
+        "_spent",
         "_start",
         "_timeout",
         "_token",
@@ -135,6 +136,9 @@ class AsyncBudget:
         self._handle: asyncio.TimerHandle | None = None
         self._token: contextvars.Token[Budget | AsyncBudget | None] | None = None
         self._lag_granted = False
+        # Fired or exited: nothing may schedule it again (asyncio refuses to reschedule an
+        # expiring or expired timeout, and would say so in an event-loop callback).
+        self._spent = False
         #: The pool this call took (or waits for) a connection from (set by the pool itself).
         self.pool: AsyncPool | None = None
         self._start = 0.0
@@ -154,7 +158,7 @@ class AsyncBudget:
     def renew(self, since: float) -> None:
         """Move the deadline to ``seconds`` after ``since`` if later (never past ``limit``)."""
         due = min(since + self.seconds, self._start + self.limit)
-        if self._handle is not None and due > self.due:
+        if self._handle is not None and due > self.due and not self._spent:
             self._handle.cancel()
             self.due = due
             self._handle = self._loop.call_at(due, self._fire)
@@ -162,7 +166,7 @@ class AsyncBudget:
     def connected(self, took: float) -> None:
         """The connect step took ``took`` s: of the connect allowance, only that much is kept
         (a server that accepts and then never answers costs one socket_timeout, not more)."""
-        if self._handle is None or self.connect:  # no allowance was granted to this call
+        if self._handle is None or self.connect or self._spent:  # no allowance granted / over
             return
         self.due -= self._allowance - min(took, self._allowance)
         self._allowance = 0.0
@@ -170,6 +174,8 @@ class AsyncBudget:
         self._handle = self._loop.call_at(self.due, self._fire)
 
     def _fire(self) -> None:
+        if self._spent:  # a timer scheduled before the budget fired or the call ended
+            return
         now = self._loop.time()
         pool = self.pool
         if pool is not None and (pool.last_answer + self.seconds > now or pool.answered()):
@@ -186,6 +192,7 @@ class AsyncBudget:
             self._handle = self._loop.call_at(self.due, self._fire)
             return
         assert self._timeout is not None
+        self._spent = True
         self._timeout.reschedule(now)  # cancels the task; __aexit__ turns that into a timeout
 
     async def __aexit__(
@@ -199,6 +206,7 @@ class AsyncBudget:
         current.reset(self._token)
         self._token = None
         assert self._handle is not None and self._timeout is not None
+        self._spent = True
         self._handle.cancel()
         try:
             await self._timeout.__aexit__(exc_type, exc, tb)
