@@ -280,3 +280,17 @@ def test_an_integration_without_its_extra_says_the_install_line(
     result = _without(blocked, f"import {module}\n")
     assert result.returncode != 0
     assert re.search(rf"pip install '[\w.-]+\[{extra}\]'", result.stderr), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("module", "extra"),
+    [("llmcache.adapters.langchain", "langchain"), ("llmcache.adapters.langgraph", "langgraph")],
+)
+def test_importing_an_adapter_without_its_extra_says_the_install_line(
+    module: str, extra: str
+) -> None:
+    """Without langchain-core (as in a bare install), each adapter's import names its extra."""
+    code = f"import sys; sys.modules['langchain_core'] = None; import {module}"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode != 0
+    assert f"pip install 'llmcache-kit[{extra}]'" in result.stderr.strip().splitlines()[-1]
