@@ -164,17 +164,7 @@ def _threads_and_tasks(url: str) -> tuple[int, int]:
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "server",
-    [
-        "standalone",
-        pytest.param(
-            "cluster",
-            marks=pytest.mark.xfail(
-                reason="cluster connections are made by redis-py's cluster pool, not ours: its "
-                "wall-clock read timeout can count the event loop's backlog (occasional)",
-                strict=False,
-            ),
-        ),
-    ],
+    ["standalone", "cluster"],
 )
 def test_threads_and_hundreds_of_tasks_on_a_healthy_redis_lose_nothing(
     request: pytest.FixtureRequest, server: str
@@ -189,17 +179,7 @@ def test_threads_and_hundreds_of_tasks_on_a_healthy_redis_lose_nothing(
 # -- item 11: one cache, two event loops at once -------------------------------------------------
 @pytest.mark.parametrize(
     "server",
-    [
-        "standalone",
-        pytest.param(
-            "cluster",
-            marks=pytest.mark.xfail(
-                reason="as above: 0 errors alone, 32 in one full run in a fresh venv on the "
-                "loaded 2-CPU box (cluster read timeouts count the event loop's backlog)",
-                strict=False,
-            ),
-        ),
-    ],
+    ["standalone", "cluster"],
 )
 def test_one_cache_used_from_two_event_loops_at_once(
     request: pytest.FixtureRequest, server: Any
@@ -298,3 +278,58 @@ def test_first_burst_opens_a_few_connections_at_a_time_and_reuses_them(
     assert opening and max(opening) <= pools.OPENING
     print(f"opens in flight at most {max(opening)}, connections after the burst {connections}")
     assert connections < most  # calls reused connections given back (all 50 opened before)
+
+
+# -- a late event loop is not the store's silence ------------------------------------------------
+@pytest.fixture
+def own_store(request: pytest.FixtureRequest) -> Any:
+    """A server (``standalone``) or a 3-master cluster of this test's own, to pause."""
+    if request.param == "standalone":
+        server = request.getfixturevalue("own_server")
+        yield server.url, [server.proc.pid]
+        return
+    from backends.redis import servers
+    from llmcache.testing import server_missing
+
+    try:
+        cluster = servers.start_cluster()
+    except servers.ServerMissing as exc:
+        server_missing(f"cannot start a Redis cluster for this test: {exc}")
+    try:
+        yield cluster.url, [node.proc.pid for node in cluster.nodes]
+    finally:
+        cluster.stop()
+
+
+@pytest.mark.parametrize("own_store", ["standalone", "cluster"], indirect=True)
+def test_replies_that_wait_for_a_blocked_event_loop_are_hits(own_store: Any) -> None:
+    """60 lookups are in flight; the server answers after 0.1 s, while the application has
+    blocked its event loop (a sync call, a CPU-bound step) for 0.4 s. The answers wait in the
+    sockets: each call's budget forgives a late loop once, so they are hits. A driver read
+    timeout (0.25 s of wall clock, the cluster client's before) failed all 60 as timeouts."""
+    url, pids = own_store
+    cache = _cache(url)
+    prompts = [f"blocked loop {i}" for i in range(60)]
+    for prompt in prompts:
+        cache.update(prompt, LLM, f"answer to {prompt}")
+
+    def pause(seconds: float) -> None:
+        for pid in pids:
+            os.kill(pid, signal.SIGSTOP)
+        threading.Timer(seconds, lambda: [os.kill(pid, signal.SIGCONT) for pid in pids]).start()
+
+    async def run() -> list[Any]:
+        # A connection per concurrent lookup first: the lookups below read, not connect.
+        await asyncio.gather(*(cache.alookup(p, LLM) for p in prompts))
+        pause(0.1)  # the server answers 0.1 s from now...
+        asyncio.get_running_loop().call_later(0.05, time.sleep, 0.4)  # ...into a blocked loop
+        return await asyncio.gather(*(cache.alookup(p, LLM) for p in prompts))
+
+    try:
+        errors = cache.stats["errors"]
+        answers = asyncio.run(run())
+        assert cache.stats["errors"] == errors, "a late event loop was taken for a silent store"
+        assert answers == [f"answer to {p}" for p in prompts]
+    finally:
+        cache.clear()
+        cache.close()

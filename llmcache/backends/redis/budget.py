@@ -47,6 +47,8 @@ __all__ = [
     "Budget",
     "BudgetConnection",
     "BudgetSSLConnection",
+    "CallReadConnection",
+    "CallReadSSLConnection",
     "backstop",
     "current",
     "spent",
@@ -232,3 +234,29 @@ class BudgetConnection(_BudgetedConnect, redis.asyncio.Connection):
 
 class BudgetSSLConnection(_BudgetedConnect, redis.asyncio.SSLConnection):
     """``redis.asyncio.SSLConnection`` whose connect step is timed for the call's budget."""
+
+
+class _ReadsInBudget:
+    """``socket_timeout`` is ``None`` while a call's :class:`AsyncBudget` runs, the configured
+    value outside one. The budget bounds the call and forgives a late event loop once; a driver
+    read timeout counts the loop's backlog (a burst of tasks, a blocking step, threads holding
+    the GIL) as the server's silence and fails calls to a healthy node ("Timeout reading from
+    ..."). Work that belongs to no call (a cluster client's slot-map read, a probe) keeps it."""
+
+    _own_socket_timeout: float | None = None
+
+    @property
+    def socket_timeout(self) -> float | None:
+        return None if isinstance(current.get(), AsyncBudget) else self._own_socket_timeout
+
+    @socket_timeout.setter
+    def socket_timeout(self, value: float | None) -> None:
+        self._own_socket_timeout = value
+
+
+class CallReadConnection(_ReadsInBudget, redis.asyncio.Connection):
+    """``redis.asyncio.Connection`` whose reads a call's budget bounds (the cluster client's)."""
+
+
+class CallReadSSLConnection(_ReadsInBudget, redis.asyncio.SSLConnection):
+    """``redis.asyncio.SSLConnection`` whose reads a call's budget bounds."""

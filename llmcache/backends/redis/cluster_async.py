@@ -28,6 +28,7 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from llmcache.backends.redis.budget import CallReadConnection, CallReadSSLConnection
 from llmcache.backends.redis.cluster_driver import (
     PROBE_TIMEOUT,
     UNCAPPED,
@@ -55,6 +56,7 @@ class AsyncCluster(redis.asyncio.cluster.RedisCluster):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.commands_parser = _Parser(self)
+        _reads_in_budget(self)
         self._reading: asyncio.Task[None] | None = None  # the shared map re-read
 
     # -- the slot map: one shared re-read ---------------------------------------------------------
@@ -250,6 +252,18 @@ class _Parser(AsyncCommandsParser):
         if error is not None:
             raise error
         await super().initialize(node)
+
+
+def _reads_in_budget(client: AsyncCluster) -> None:
+    """Node connections whose reads in a call the call's budget bounds, not a driver read
+    timeout (:class:`~.budget.CallReadConnection`); redis-py picks the class itself."""
+    ssl = client.connection_kwargs.get("connection_class") is redis.asyncio.SSLConnection
+    cls = CallReadSSLConnection if ssl else CallReadConnection
+    manager = client.nodes_manager
+    for kwargs in (client.connection_kwargs, manager.connection_kwargs):
+        kwargs["connection_class"] = cls
+    for node in [*manager.startup_nodes.values(), *manager.nodes_cache.values()]:
+        node.connection_class = cls
 
 
 def async_cluster(nodes: Sequence[tuple[str, int]], **kwargs: Any) -> AsyncCluster:

@@ -36,6 +36,11 @@ pipelines). What redis-py 8.1 does by itself, and what these subclasses and opti
   Here the error is raised and the map re-read before the next command (MOVED/ASK replies are
   still resent one by one). ``aclose`` closes every connection even while a re-read is pending
   (redis-py closed nothing then, and leaked them). The sync pipeline is redis-py's.
+- **Reads in a call (async)**: no driver read timeout while a call's budget runs
+  (:class:`~.budget.CallReadConnection`): redis-py's counts the event loop's backlog as the
+  node's silence (a loop blocked 0.4 s while a healthy node answered: every call in flight a
+  "Timeout reading from"); the budget forgives a late loop once. Slot-map reads and probes,
+  which belong to no call, keep ``socket_timeout``.
 - **Connections (async)**: uncapped per node. redis-py's async cluster does not wait for a free
   connection: over its cap it raises and resets the node's connections.
 - **Slot-map probes** (:func:`.cluster_sync.read_slots`,
