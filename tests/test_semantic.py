@@ -409,3 +409,45 @@ def test_concurrent_async_finds() -> None:
         return await asyncio.gather(*(sem.afind(PARAPHRASE, LLM) for _ in range(20)))
 
     assert all(m is not None for m in asyncio.run(main()))
+
+
+# -- ranking the bucket elements (what a lookup decodes from the store) ----------------------------
+def _rank_reference(sem: SemanticLayer, sig: bytes, buckets: list[list[bytes]]) -> list[bytes]:
+    """The rule, written plainly: each id's first element of the right width; within the
+    Hamming cutoff; closest first, ties in bucket order; at most max_candidates."""
+    width = 8 + sem._sig_bytes
+    seen: dict[bytes, bytes] = {}
+    for element in (e for b in buckets for e in b):
+        if len(element) == width:
+            seen.setdefault(element[:8], element[8:])
+    distance = {
+        i: sum(bin(a ^ b).count("1") for a, b in zip(s, sig, strict=True)) for i, s in seen.items()
+    }
+    near = [i for i in seen if distance[i] <= sem._cutoff]
+    near.sort(key=lambda i: distance[i])  # stable: bucket order among ties
+    return near[: sem.config.max_candidates]
+
+
+def test_rank_matches_the_rule_on_any_bucket_contents() -> None:
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from llmcache.semantic.index import _Query, _Trace
+
+    sem = layer(MemoryBackend(), SemanticConfig(tables=2, bits=6, threshold=0.95, max_candidates=5))
+    width = 8 + sem._sig_bytes
+    ids = st.sampled_from([bytes([i]) * 8 for i in range(12)])  # few ids: many duplicates
+    sigs = st.binary(min_size=sem._sig_bytes, max_size=sem._sig_bytes)
+    good = st.builds(lambda i, s: i + s, ids, sigs)
+    odd = st.binary(max_size=2 * width).filter(lambda b: len(b) != width)  # foreign, truncated
+    buckets = st.lists(st.lists(st.one_of(good, good, odd), max_size=20), max_size=4)
+
+    @settings(max_examples=300, deadline=None)
+    @given(sig=sigs, buckets=buckets)
+    def check(sig: bytes, buckets: list[list[bytes]]) -> None:
+        query = _Query("scope", np.zeros(4, dtype=np.float32), sig, [])
+        trace = _Trace(counting=False)
+        assert sem._rank(query, buckets, trace) == _rank_reference(sem, sig, buckets)
+        assert trace.doc["bucket_entries"] == sum(map(len, buckets))
+
+    check()

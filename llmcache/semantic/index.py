@@ -36,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import itertools
 import math
 import threading
 import time
@@ -491,25 +492,30 @@ class SemanticLayer:
         return [value[i : i + width] for i in range(0, len(value), width)]
 
     def _rank(self, query: _Query, buckets: list[list[bytes]], trace: _Trace) -> list[bytes]:
-        """Entry ids worth reading: distinct, within the Hamming cutoff, closest first."""
+        """Entry ids worth reading: distinct, within the Hamming cutoff, closest first (ties in
+        the order the buckets hold them)."""
         width = _ID_BYTES + self._sig_bytes
-        seen: dict[bytes, bytes] = {}
-        total = 0
-        for elements in buckets:
-            for element in elements:
-                total += 1
-                if len(element) == width:
-                    seen.setdefault(element[:_ID_BYTES], element[_ID_BYTES:])
+        total = sum(map(len, buckets))
         trace.doc["bucket_entries"] = total
-        if not seen:
+        # Vectorised: at 10^5 entries a lookup reads ~2,400 elements; a Python loop over them
+        # was half of a semantic miss's time.
+        elements = itertools.chain.from_iterable
+        if set(map(len, elements(buckets))) <= {width}:
+            blob = b"".join(elements(buckets))
+        else:  # an element of another shape (foreign, truncated): skipped
+            blob = b"".join(e for e in elements(buckets) if len(e) == width)
+        if not blob:
+            trace.doc["within_cutoff"] = 0
             return []
-        ids = list(seen)
-        sigs = np.frombuffer(b"".join(seen.values()), dtype=np.uint8).reshape(len(ids), -1)
-        distance = hamming(query.sig, sigs)
-        order = np.argsort(distance, kind="stable")
-        chosen = [ids[i] for i in order if distance[i] <= self._cutoff]
-        trace.doc["within_cutoff"] = len(chosen)
-        return chosen[: self.config.max_candidates]
+        rows = np.frombuffer(blob, dtype=np.uint8).reshape(-1, width)
+        ids = rows[:, :_ID_BYTES].copy().view(np.uint64).ravel()
+        _, first = np.unique(ids, return_index=True)
+        first.sort()  # each id's first occurrence, in bucket order
+        distance = hamming(query.sig, rows[first, _ID_BYTES:])
+        within = np.flatnonzero(distance <= self._cutoff)
+        trace.doc["within_cutoff"] = int(within.size)
+        best = within[np.argsort(distance[within], kind="stable")][: self.config.max_candidates]
+        return [rows[i, :_ID_BYTES].tobytes() for i in first[best]]
 
     def _judge(
         self,
