@@ -23,6 +23,7 @@ PLAIN = [
     "why", "sky", "blue", "can", "you", "explain", "this", "idea", "simply", "for", "kids",
 ]  # fmt: skip
 words = st.lists(st.sampled_from(PLAIN), min_size=2, max_size=12)
+FOODS = ["rice", "bread", "pasta", "soup", "salad", "cake", "tofu", "lentils"]
 NAMES = ["Paris", "London", "Tokyo", "Alice", "Bob", "Python", "Java", "Rust", "Berlin", "Oslo"]
 MONTHS = ["January", "March", "April", "June", "July", "October", "December"]
 
@@ -48,6 +49,18 @@ def test_inserting_not_vetoes(ws: list[str], at: int) -> None:
     prompt = " ".join(ws)
     negated = " ".join([*ws[:at], "not", *ws[at:]])
     assert "negation" in vetoes(prompt, negated)
+
+
+@given(words, st.sampled_from(FOODS), st.sampled_from(FOODS))
+def test_a_negation_the_wording_absorbs_is_left_to_the_threshold(
+    ws: list[str], x: str, y: str
+) -> None:
+    """ "... not X" against "... Y": the other prompt never says X plainly, so the negation may
+    be the wording's ("not mandatory" / "optional"); "... not X" against "... X" flips it."""
+    frame = " ".join(ws)
+    assert "negation" in vetoes(f"{frame} is not {x}", f"{frame} is {x}")
+    if x not in ws and x != y:
+        assert "negation" not in vetoes(f"{frame} is not {x}", f"{frame} is {y}")
 
 
 @given(words, st.integers(min_value=0, max_value=10**6), st.integers(min_value=0, max_value=10**6))
@@ -149,7 +162,6 @@ def test_guards_are_configurable_and_checked() -> None:
 
 
 # -- substitutions veto, additions are left to the threshold; minimal pairs; readings ----------
-FOODS = ["rice", "bread", "pasta", "soup", "salad", "cake", "tofu", "lentils"]
 
 
 @given(st.text(), st.text(), st.floats(allow_nan=True) | st.none())
@@ -226,6 +238,10 @@ READINGS = [  # paraphrases the earlier guards vetoed
     ("What is a terrorist launch pad?", 'What are "terrorist launch pads"?'),  # emphasis
     ("The `fs` instance lists files with `fs.ls`.", "Files are listed by `fs.ls` of `fs`."),
     ("Employ the download() technique.", "Use the download() method."),  # capitalised: opener
+    ("The `with_details` parameter is optional and defaults to False.",
+     "The `with_details` parameter is not mandatory and is set to False by default."),
+    ("A version different from your local one might cause compatibility issues.",
+     "Using a version that is not the same as your local version could lead to problems."),
 ]  # fmt: skip
 
 

@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 
 from llmcache.semantic.guards.lexicon import _COMMON, _NEG_PREFIXES, _NEGATIONS, _OPPOSITES
 from llmcache.semantic.guards.names import _acronyms, _forms, _mentions, _spelled_out
-from llmcache.semantic.guards.reader import Features
+from llmcache.semantic.guards.reader import Features, _root
 
 
 # -- the guards: (a, b) -> what differs, or "" ---------------------------------------------------
@@ -16,7 +16,19 @@ def _show(items: Iterable[object]) -> str:
 
 
 def _negation(a: Features, b: Features) -> str:
-    return f"{a.negations} vs {b.negations} negations" if a.negations != b.negations else ""
+    """A different number of negations *and* a negated word the other prompt says plainly ("is
+    it not safe" / "is it safe"). When the other never says the negated word, the negation is
+    the wording's ("not mandatory" / "optional", "doesn't have any" / "in the absence of"):
+    left to the threshold (and to the antonym guard)."""
+    if a.negations == b.negations:
+        return ""
+    # "" stands for a negation of nothing in particular: never explained away by the wording.
+    roots_a = {_root(w) for w in a.tokens} | {""}
+    roots_b = {_root(w) for w in b.tokens} | {""}
+    flipped = ((a.negated - b.negated) & roots_b) | ((b.negated - a.negated) & roots_a)
+    if not flipped:
+        return ""
+    return f"{a.negations} vs {b.negations} negations ({_show(w or '-' for w in flipped)})"
 
 
 def _antonym(a: Features, b: Features) -> str:

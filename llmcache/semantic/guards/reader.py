@@ -20,6 +20,7 @@ from llmcache.semantic.guards.lexicon import (
     _TO_WORDS,
     _UNITS,
     _WEEKDAYS,
+    _words,
 )
 from llmcache.semantic.guards.names import _entities
 from llmcache.semantic.guards.tokens import (
@@ -46,6 +47,7 @@ class Features:
 
     tokens: frozenset[str]  # lower-cased words, possessive 's stripped
     negations: int
+    negated: frozenset[str]  # roots of the word each negation applies to ("not safe": saf)
     numbers: tuple[str, ...]  # sorted normalised numbers (a multiset)
     dates: frozenset[str]
     entities: frozenset[str]  # lower-cased proper nouns
@@ -57,6 +59,23 @@ class Features:
     text: str  # the normalised text, case-folded
     frame: tuple[str, ...]  # the words outside quoted literals, in order
     words: tuple[str, ...]  # all words, in order (lower-cased, possessive 's stripped)
+
+
+#: Words between a negation and what it negates ("not *be* able", "no *longer*", "not *a* ...").
+_SCOPE_SKIP = frozenset(
+    _words(
+        "a an the be been being to any very so too really always ever yet even just only quite "
+        "all at that this it longer more much"
+    )
+)
+
+
+def _root(word: str) -> str:
+    """A crude root, the same on both sides: "having"/"have", "sleeps"/"sleep", "used"/"use"."""
+    for suffix in ("ing", "ed", "es", "s", "e"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            return word[: -len(suffix)]
+    return word
 
 
 def _roles(words: list[str], named: set[str]) -> tuple[set[str], set[str]]:
@@ -97,6 +116,11 @@ def features(text: str) -> Features:
         or (w == "no" and "yes" in words[max(0, i - 2) : i + 3])
     )
     negations -= len(_ANSWER_NO.findall(text))
+    negated = {  # "" for a negation with nothing it plainly applies to ("... or is it not")
+        _root(next((x for x in words[i + 1 : i + 4] if x not in _SCOPE_SKIP), ""))
+        for i, w in enumerate(words)
+        if w in _NEGATIONS or w.endswith("n't")
+    }
     numbers = [_norm_number(m.group()) for m in _NUMBER.finditer(text)]
     for w in words:
         if w in _NUMBER_WORDS:
@@ -135,6 +159,7 @@ def features(text: str) -> Features:
     return Features(
         tokens=frozenset(words),
         negations=negations,
+        negated=frozenset(negated),
         numbers=tuple(sorted(numbers)),
         dates=frozenset(dates),
         # A sentence opener is not compared as a name ("Employ the method" / "Use the method"),
