@@ -240,6 +240,8 @@ READINGS = [  # paraphrases the earlier guards vetoed
     ("Employ the download() technique.", "Use the download() method."),  # capitalised: opener
     ("The `with_details` parameter is optional and defaults to False.",
      "The `with_details` parameter is not mandatory and is set to False by default."),
+    ("No, a dataset script is optional for CSV files.",
+     "A dataset script is not mandatory for CSV files."),  # an answer's "No," negates nothing
     ("A version different from your local one might cause compatibility issues.",
      "Using a version that is not the same as your local version could lead to problems."),
 ]  # fmt: skip

@@ -116,10 +116,15 @@ def features(text: str) -> Features:
         or (w == "no" and "yes" in words[max(0, i - 2) : i + 3])
     )
     negations -= len(_ANSWER_NO.findall(text))
-    negated = {  # "" for a negation with nothing it plainly applies to ("... or is it not")
-        _root(next((x for x in words[i + 1 : i + 4] if x not in _SCOPE_SKIP), ""))
-        for i, w in enumerate(words)
-        if w in _NEGATIONS or w.endswith("n't")
+    # What each counted negation applies to ("" for nothing in particular: "... or is it not"):
+    # read without an answer's "No," and without both-polarity phrases, as the count is.
+    scoped = [_norm_word(w) for w in _WORD.findall(_ANSWER_NO.sub(" . ", text))]
+    negated = {
+        _root(next((x for x in scoped[i + 1 : i + 4] if x not in _SCOPE_SKIP), ""))
+        for i, w in enumerate(scoped)
+        if (w in _NEGATIONS or w.endswith("n't"))
+        and not (w == "not" and {"or", "if"} & set(scoped[max(0, i - 2) : i]))
+        and not (w == "no" and "yes" in scoped[max(0, i - 2) : i + 3])
     }
     numbers = [_norm_number(m.group()) for m in _NUMBER.finditer(text)]
     for w in words:
