@@ -216,6 +216,7 @@ SUBSTITUTIONS = [  # near-duplicates the new readings must still veto, and the g
     ("What holidays are in March 2024?", "What holidays are in May 2024?", "swap"),
     ("Weather in Rome this week", "Weather in Rome next week", "date"),
     ('What does "foo" mean here?', 'What does "bar" mean here?', "quoted"),
+    ("Is TS easier than Python?", "Is JavaScript easier than Python?", "entity"),
 ]  # fmt: skip
 READINGS = [  # paraphrases the earlier guards vetoed
     ("How do I learn Python?", "How can I learn Python?"),  # function words swapped
@@ -240,6 +241,8 @@ READINGS = [  # paraphrases the earlier guards vetoed
     ("Employ the download() technique.", "Use the download() method."),  # capitalised: opener
     ("The `with_details` parameter is optional and defaults to False.",
      "The `with_details` parameter is not mandatory and is set to False by default."),
+    ("Are there JS libraries with TS types?",
+     "Are there JavaScript libraries with TypeScript types?"),  # a camel-case name's initials
     ("No, a dataset script is optional for CSV files.",
      "A dataset script is not mandatory for CSV files."),  # an answer's "No," negates nothing
     ("A version different from your local one might cause compatibility issues.",

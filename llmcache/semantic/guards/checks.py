@@ -98,12 +98,16 @@ def _entity(a: Features, b: Features) -> str:
     acronyms_a, acronyms_b = _acronyms(a.words), _acronyms(b.words)
 
     def missing(x: Features, y: Features, y_acronyms: set[str]) -> set[str]:
+        x_humps = dict(x.humps)
+        y_short = {short for _, short in y.humps}
         return {
             e
             for e in x.entities
             if not _mentions(e, y.tokens)
             and e not in y_acronyms  # "NZ" / "New Zealand"
             and not _spelled_out(e, x.words, y.tokens)
+            and e not in y_short  # "TS" / "TypeScript"
+            and x_humps.get(e) not in y.tokens  # "TypeScript" / "TS"
         }
 
     missing_in_b = missing(a, b, acronyms_b)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 from llmcache.semantic.guards.lexicon import _COMMON
 from llmcache.semantic.guards.tokens import _SENTENCE_END, _WORD, _norm_word
+
+_HUMP = re.compile(r"[A-Z][a-z]+")  # one hump of a camel-case word
 
 
 def _stem(word: str) -> str:
@@ -33,6 +36,17 @@ def _acronyms(words: Sequence[str]) -> set[str]:
         for n in (2, 3, 4):
             if i + n <= len(words):
                 found.add("".join(w[:1] for w in words[i : i + n]))
+    return found
+
+
+def _humps(text: str) -> dict[str, str]:
+    """Camel-case words and the initials of their humps: TypeScript -> ts, JavaScript -> js,
+    PyTorch -> pt (a name and its usual short form)."""
+    found: dict[str, str] = {}
+    for word in _WORD.findall(text):
+        humps = _HUMP.findall(word)
+        if len(humps) >= 2 and word[:1].isupper() and not word.isupper():
+            found[_norm_word(word)] = "".join(h[0] for h in humps).lower()
     return found
 
 

@@ -22,7 +22,7 @@ from llmcache.semantic.guards.lexicon import (
     _WEEKDAYS,
     _words,
 )
-from llmcache.semantic.guards.names import _entities
+from llmcache.semantic.guards.names import _entities, _humps
 from llmcache.semantic.guards.tokens import (
     _ANSWER_NO,
     _APOSTROPHES,
@@ -59,6 +59,7 @@ class Features:
     text: str  # the normalised text, case-folded
     frame: tuple[str, ...]  # the words outside quoted literals, in order
     words: tuple[str, ...]  # all words, in order (lower-cased, possessive 's stripped)
+    humps: tuple[tuple[str, str], ...] = ()  # camel-case word -> its hump initials (ts)
 
 
 #: Words between a negation and what it negates ("not *be* able", "no *longer*", "not *a* ...").
@@ -178,4 +179,5 @@ def features(text: str) -> Features:
         sources=frozenset(sources),
         targets=frozenset(targets),
         order=tuple(entities) if related else (),
+        humps=tuple(_humps(text).items()),
     )
