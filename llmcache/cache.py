@@ -661,21 +661,20 @@ class LLMCache:
         will be skipped) or the breaker is not closed. A caller about to make another store
         call for this key before the update (a single-flight lease) skips it then, so a hung
         store costs a call one timeout at most."""
-        if self.guard.breaker.state != "closed":
-            return True
+        return self.guard.breaker.state != "closed" or self._failed_recently(key, forget=False)
+
+    def _failed_recently(self, key: str, *, forget: bool) -> bool:
+        """Whether ``key``'s lookup failed in the last moment (``forget``: and drop the record)."""
         if not self._failed_lookups:
             return False
         with self._turns_lock:
-            failed_at = self._failed_lookups.get(key)
+            records = self._failed_lookups
+            failed_at = records.pop(key, None) if forget else records.get(key)
         return failed_at is not None and time.monotonic() - failed_at <= _FAILED_LOOKUP_SECONDS
 
     def _skip_update(self, key: str, *, count: bool = True) -> bool:
         """True (once) when this key's lookup just failed: the store is sick, don't wait again."""
-        if not self._failed_lookups:
-            return False
-        with self._turns_lock:
-            failed_at = self._failed_lookups.pop(key, None)
-        if failed_at is None or time.monotonic() - failed_at > _FAILED_LOOKUP_SECONDS:
+        if not self._failed_recently(key, forget=True):
             return False
         if count:
             self.stats.incr("skipped_after_fault")

@@ -160,7 +160,7 @@ def _scrub(text: str) -> str:
     surrogates (undecodable bytes of a command-line argument) escaped so it prints as UTF-8."""
     for secret in sorted(_secrets, key=len, reverse=True):
         text = text.replace(secret, "***")
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return str(printable(text))
 
 
 def exit_code(exc: BaseException) -> ExitCode:

@@ -112,8 +112,7 @@ class Codec:
                 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
             except ImportError:
                 raise ConfigError(
-                    "encryption_key needs the 'cryptography' package: "
-                    + install_line("encryption")
+                    "encryption_key needs the 'cryptography' package: " + install_line("encryption")
                 ) from None
             for i, text in enumerate(encryption_keys):
                 raw = _parse_key(text)

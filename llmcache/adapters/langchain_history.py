@@ -126,9 +126,7 @@ class LangChainChatHistory(BaseChatMessageHistory):
             settings, namespace=namespace or f"{settings.namespace}.history"
         )
         codec = Codec(encryption_keys=encryption_keys(settings))
-        return cls(
-            backend, session_id, ttl=settings.ttl, max_messages=max_messages, codec=codec
-        )
+        return cls(backend, session_id, ttl=settings.ttl, max_messages=max_messages, codec=codec)
 
     # -- sync ---------------------------------------------------------------------------------
     @property
@@ -140,9 +138,7 @@ class LangChainChatHistory(BaseChatMessageHistory):
         """Append ``messages`` to the session (all or none are encoded before the write)."""
         values = self._encode(messages)
         if values:
-            self._lists.list_push(
-                self.session_id, values, max_len=self.max_messages, ttl=self.ttl
-            )
+            self._lists.list_push(self.session_id, values, max_len=self.max_messages, ttl=self.ttl)
 
     def clear(self) -> None:
         """Remove the session's messages."""

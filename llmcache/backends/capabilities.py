@@ -39,6 +39,7 @@ __all__ = [
     "Inspectable",
     "KeyListing",
     "Lists",
+    "ListsBatch",
     "MaxLen",
     "adelete_many",
     "aget_many",
@@ -114,6 +115,14 @@ class Lists(Protocol):
         self, key: str, values: Sequence[bytes], *, max_len: MaxLen = None, ttl: TTL = None
     ) -> None: ...
     async def alist_range(self, key: str) -> list[bytes]: ...
+
+
+@runtime_checkable
+class ListsBatch(Protocol):
+    """:class:`Lists` read several at a time, in one round trip (Redis: one pipeline)."""
+
+    def list_range_many(self, keys: Sequence[str]) -> list[list[bytes]]: ...
+    async def alist_range_many(self, keys: Sequence[str]) -> list[list[bytes]]: ...
 
 
 @runtime_checkable

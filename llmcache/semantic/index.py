@@ -52,7 +52,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from llmcache._breaker import CircuitBreaker
 from llmcache._guard import Guard, as_fault
 from llmcache.backends.base import Backend
-from llmcache.backends.capabilities import Lists, aget_many, aset_many, get_many, set_many
+from llmcache.backends.capabilities import (
+    Lists,
+    ListsBatch,
+    aget_many,
+    aset_many,
+    get_many,
+    set_many,
+)
 from llmcache.codec import Codec
 from llmcache.keys import KeyPolicy
 from llmcache.semantic.guards import ALL_GUARDS, DEFAULT_GUARDS, differences
@@ -264,8 +271,8 @@ class SemanticLayer:
         if not self._allow(trace):
             return None
         try:
-            if (many := getattr(self.backend, "list_range_many", None)) is not None:
-                buckets = many(query.bucket_keys)  # one pipeline (Redis): one round trip
+            if isinstance(self.backend, ListsBatch):  # one pipeline (Redis): one round trip
+                buckets = self.backend.list_range_many(query.bucket_keys)
             elif isinstance(self.backend, Lists):
                 buckets = [self.backend.list_range(k) for k in query.bucket_keys]
             else:
@@ -298,8 +305,8 @@ class SemanticLayer:
             return None
         try:
             backend = self.backend
-            if (amany := getattr(backend, "alist_range_many", None)) is not None:
-                buckets = await amany(query.bucket_keys)
+            if isinstance(backend, ListsBatch):
+                buckets = await backend.alist_range_many(query.bucket_keys)
             elif isinstance(backend, Lists):
                 buckets = await _all(backend.alist_range(k) for k in query.bucket_keys)
             else:

@@ -434,25 +434,19 @@ class BackendContract:
                 assert await ops.get("k") == b"v"
                 await ops.delete("k")
             ignore = self.rebound_attributes | {"_views"}
-            for name, value in vars(owner).items():
-                if name in ignore:
-                    continue
-                if name not in before or value is not before[name]:
-                    raise AssertionError(
-                        f"{type(owner).__name__}.{name} was bound after __init__ (on first use): "
-                        "its views keep the old value and make their own; create it in __init__ "
-                        "(a holder object both share) — or list it in `rebound_attributes`"
-                    )
-            for name, value in vars(view).items():
-                if name in ignore:
-                    continue
-                if name not in made or value is not made[name]:
-                    raise AssertionError(
-                        f"a view of {type(owner).__name__} bound its own `{name}` on first use: "
-                        "it is not the owner's (connections nothing closes); create it in "
-                        "__init__ (a holder object both share) — or list it in "
-                        "`rebound_attributes`"
-                    )
+            if (name := _rebound(vars(owner), before, ignore)) is not None:
+                raise AssertionError(
+                    f"{type(owner).__name__}.{name} was bound after __init__ (on first use): "
+                    "its views keep the old value and make their own; create it in __init__ "
+                    "(a holder object both share) — or list it in `rebound_attributes`"
+                )
+            if (name := _rebound(vars(view), made, ignore)) is not None:
+                raise AssertionError(
+                    f"a view of {type(owner).__name__} bound its own `{name}` on first use: "
+                    "it is not the owner's (connections nothing closes); create it in "
+                    "__init__ (a holder object both share) — or list it in "
+                    "`rebound_attributes`"
+                )
             await ops_view.clear()
             await ops_owner.clear()
         finally:
@@ -505,3 +499,13 @@ class BackendContract:
         assert await store.iter_keys("doc:") == ["doc:2"]
         await view.set("other", b"z")
         assert await view.iter_keys() == ["doc:1", "other"]
+
+
+def _rebound(
+    now: dict[str, object], then: dict[str, object], ignore: set[str] | frozenset[str]
+) -> str | None:
+    """The first attribute of ``now`` that is new or another object than in ``then``."""
+    for name, value in now.items():
+        if name not in ignore and (name not in then or value is not then[name]):
+            return name
+    return None
