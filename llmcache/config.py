@@ -21,6 +21,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -108,11 +109,23 @@ def backend_env_names() -> dict[str, str]:
 
 
 def _dotenv_values() -> dict[str, str]:
-    if not Path(DOTENV).is_file():
+    """``.env``'s variables, parsed once per version of the file (a settings load reads them
+    twice: the unknown-name check and the backend variables)."""
+    path = Path(DOTENV)
+    try:
+        stat = path.stat()
+    except OSError:
         return {}
+    if not path.is_file():
+        return {}
+    return dict(_parsed_dotenv(str(path.resolve()), stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=8)
+def _parsed_dotenv(path: str, mtime_ns: int, size: int) -> dict[str, str]:
     from dotenv import dotenv_values
 
-    return {k: v for k, v in dotenv_values(DOTENV).items() if v is not None}
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
 class _BackendEnvSource(PydanticBaseSettingsSource):
