@@ -184,15 +184,32 @@ def hard_pairs() -> list[tuple[str, str]]:
     return pairs
 
 
+JUDGED = Path(__file__).parent / "data" / "qqp_judged.jsonl"
+
+
+def judged_same() -> set[tuple[str, str]]:
+    """(query, stored) QQP pairs from different clusters judged to ask the same question (see
+    ``data/qqp_judged.jsonl``): QQP never linked them, but one answer serves both."""
+    if not JUDGED.exists():
+        return set()
+    rows = [json.loads(line) for line in JUDGED.read_text().splitlines() if line.strip()]
+    return {(r["query"], r["stored"]) for r in rows if r["verdict"] == "same"}
+
+
 def evaluate(layer_for: Any, stored: list[str], queries: list[tuple[str, int]], threshold: float,
-             emb: MiniLM, names: list[str]) -> dict[str, Any]:  # fmt: skip
-    """``queries``: (text, index of the stored prompt it should hit, or -1 for none)."""
+             emb: MiniLM, names: list[str], same: set[tuple[str, str]] | None = None,
+             ) -> dict[str, Any]:  # fmt: skip
+    """``queries``: (text, index of the stored prompt it should hit, or -1 for none). A hit on
+    a stored prompt of the same text as the target is right (a text stored twice is one
+    entry). ``same``: pairs judged to ask the same question; their false hits are counted apart
+    (``unlinked``) and left out of ``wrong_answer_rate``."""
     policy = KeyPolicy()
     keys = {policy.decide(p, LLM).key: i for i, p in enumerate(stored)}
     out: dict[str, Any] = {}
     matrix = np.stack([emb.vectors[p] for p in stored])
+    same = same or set()
     for name in names:
-        right = wrong = should = 0
+        right = wrong = should = unlinked = 0
         start = time.perf_counter()
         layer = layer_for(name, threshold)
         for text, target in queries:
@@ -205,15 +222,19 @@ def evaluate(layer_for: Any, stored: list[str], queries: list[tuple[str, int]], 
                 got = None if match is None else keys.get(match.key)
             should += target >= 0
             if got is not None:
-                if got == target:
+                if target >= 0 and stored[got] == stored[target]:
                     right += 1
                 else:
                     wrong += 1
+                    unlinked += (text, stored[got]) in same
         elapsed = time.perf_counter() - start
         out[name] = {
             "recall": round(right / should, 4) if should else None,
+            "hit_rate": round((right + wrong) / len(queries), 4),
             "false_hits": wrong,
             "false_hit_rate": round(wrong / len(queries), 4),
+            "unlinked": unlinked,
+            "wrong_answer_rate": round((wrong - unlinked) / len(queries), 4),
             "ms_per_query": round(elapsed * 1000 / len(queries), 3),
         }
     return out
@@ -232,12 +253,14 @@ def main() -> None:
     )
     parser.add_argument("--tables", type=int, default=SemanticConfig().tables)
     parser.add_argument("--bits", type=int, default=SemanticConfig().bits)
+    parser.add_argument("--probes", type=int, default=SemanticConfig().probes)
     parser.add_argument("--thresholds", type=float, nargs="+", default=THRESHOLDS)
     args = parser.parse_args()
 
     qqp = qqp_pairs(args.pairs, args.seed, args.part)
     mock = [(m["origin"], m["similar"]) for m in json.loads((DATA / "mock_data.json").read_text())]
     hard = hard_pairs()
+    same = judged_same()
     texts = [t for pairs in (qqp, mock, hard) for pair in pairs for t in pair]
     emb = MiniLM(texts)
     print(f"qqp pairs {len(qqp)} (one per duplicate cluster), mock {len(mock)}, hard {len(hard)}")
@@ -261,7 +284,11 @@ def main() -> None:
                     return None
                 guards = SemanticConfig().guards if name == "ours" else []
                 config = SemanticConfig(
-                    threshold=t, guards=guards, tables=args.tables, bits=args.bits
+                    threshold=t,
+                    guards=guards,
+                    tables=args.tables,
+                    bits=args.bits,
+                    probes=args.probes,
                 )
                 backend = create_backend(args.url, namespace=f"bench{random.randrange(10**9)}")
                 layer = SemanticLayer(backend, emb, config)
@@ -270,7 +297,8 @@ def main() -> None:
                 backends[(name, t)] = layer
                 return layer
 
-            result = evaluate(layer_for, stored, queries, threshold, emb, ["cosine", "lsh", "ours"])
+            result = evaluate(layer_for, stored, queries, threshold, emb, ["cosine", "lsh", "ours"],
+                              same if label == "qqp" else None)  # fmt: skip
             print(json.dumps({"set": label, "threshold": threshold, **result}))
             for layer in backends.values():
                 layer.backend.clear()

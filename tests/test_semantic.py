@@ -261,7 +261,7 @@ async def test_async_store_faults_are_no_match(store_target: StoreTarget) -> Non
 
 
 def test_bounded_round_trips(store_target: StoreTarget) -> None:
-    config = SemanticConfig(threshold=0.8, tables=4, bits=4, max_candidates=5)
+    config = SemanticConfig(threshold=0.8, tables=4, bits=4, probes=3, max_candidates=5)
     store = WrappedLists(store_target.make())
     sem = layer(store, config)
     for p in VARIANTS:  # all near each other
@@ -270,8 +270,8 @@ def test_bounded_round_trips(store_target: StoreTarget) -> None:
     store.calls.clear()
     store.keys.clear()
     sem.find(PARAPHRASE, LLM)
-    # one bucket read per table, one batched read of at most max_candidates entries
-    assert store.calls == Counter({"list_range": 4, "get_many": 1})
+    # one bucket read per table and per probe, one batched read of at most max_candidates entries
+    assert store.calls == Counter({"list_range": 4 + 3, "get_many": 1})
     assert len(store.keys) <= 5
 
 
@@ -287,7 +287,7 @@ def test_one_embedding_call_per_miss() -> None:
 def test_backend_without_lists_uses_values() -> None:
     store = Wrapped(MemoryBackend())
     assert not isinstance(store, Lists)
-    sem = layer(store, SemanticConfig(threshold=0.8, bucket_max_len=3))
+    sem = layer(store, SemanticConfig(threshold=0.8, bucket_max_len=3, probes=0))
     sem.add(STORED, LLM, key(STORED), ttl=60)
     for p in VARIANTS[:4]:
         sem.add(p, LLM, key(p), ttl=60)
@@ -399,6 +399,7 @@ def test_explain_shows_the_decision() -> None:
     assert doc["match"]["key"] == key(STORED)
     assert doc["candidates"][0]["verdict"] == "hit"
     assert len(doc["buckets"]) == SemanticConfig().tables and doc["threshold"] == 0.8
+    assert len(doc["probes"]) == SemanticConfig().probes
     assert sem.counters["lookups"] == 0  # explain counts nothing
 
 
@@ -445,9 +446,68 @@ def test_rank_matches_the_rule_on_any_bucket_contents() -> None:
     @settings(max_examples=300, deadline=None)
     @given(sig=sigs, buckets=buckets)
     def check(sig: bytes, buckets: list[list[bytes]]) -> None:
-        query = _Query("scope", np.zeros(4, dtype=np.float32), sig, [])
+        query = _Query("scope", np.zeros(4, dtype=np.float32), sig, [], [])
         trace = _Trace(counting=False)
         assert sem._rank(query, buckets, trace) == _rank_reference(sem, sig, buckets)
         assert trace.doc["bucket_entries"] == sum(map(len, buckets))
 
     check()
+
+
+class Fixed:
+    """Embeddings that map given texts to given vectors."""
+
+    def __init__(self, vectors: Mapping[str, Sequence[float]]) -> None:
+        self.vectors = vectors
+
+    def embed_query(self, text: str) -> list[float]:
+        return list(self.vectors[text])
+
+
+def _across_weakest_plane(config: SemanticConfig, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """A unit vector and a close one that falls across only the hyperplane it is nearest to."""
+    planes = hyperplanes(config.seed, config.tables * config.bits, dim)
+    rng = np.random.default_rng(3)
+    for _ in range(1000):
+        u = rng.standard_normal(dim)
+        u /= np.linalg.norm(u)
+        unit_planes = planes / np.linalg.norm(planes, axis=1, keepdims=True)
+        margins = unit_planes @ u
+        weakest = int(np.argmin(np.abs(margins)))
+        v = u - (margins[weakest] * 1.05) * unit_planes[weakest]  # just across that plane
+        flipped = np.flatnonzero((planes @ u > 0) != (planes @ v > 0))
+        if flipped.tolist() == [weakest] and u @ v / np.linalg.norm(v) > 0.99:
+            return u, v
+    raise AssertionError("no such pair")
+
+
+@pytest.mark.parametrize("tables", [1, 3])
+def test_probes_find_a_neighbour_across_the_nearest_plane(tables: int) -> None:
+    """A paraphrase that fell across the one hyperplane the prompt was least sure of lands in a
+    bucket one bit away: without probes the lookup never sees it, with them it is a hit."""
+    base = SemanticConfig(threshold=0.9, tables=tables, bits=8, guards=[])
+    u, v = _across_weakest_plane(base, 16)
+    emb = Fixed({"stored": v.tolist(), "asked": u.tolist()})
+    found = {}
+    for probes in (0, 1):
+        sem = SemanticLayer(MemoryBackend(), emb, base.model_copy(update={"probes": probes}))
+        sem.add("stored", LLM, key("stored"), ttl=60)
+        found[probes] = sem.find("asked", LLM)
+        doc = sem.explain("asked", LLM)
+        assert len(doc["probes"]) == probes
+    if tables == 1:
+        assert found[0] is None  # the one table put them in different buckets
+    assert found[1] is not None and found[1].key == key("stored")
+
+
+def test_probes_are_one_bit_away_weakest_first() -> None:
+    config = SemanticConfig(threshold=0.9, tables=3, bits=5, probes=15)
+    sem = SemanticLayer(MemoryBackend(), HashingEmbeddings(), config)
+    doc = sem.explain(STORED, LLM)
+    own = {k.rsplit(":", 2)[1]: int(k.rsplit(":", 1)[1], 16) for k in doc["buckets"]}
+    seen = set()
+    for probe in doc["probes"]:
+        table, code = probe.rsplit(":", 2)[1], int(probe.rsplit(":", 1)[1], 16)
+        assert bin(code ^ own[table]).count("1") == 1
+        seen.add(probe)
+    assert len(seen) == 15  # every bit of every table, each once

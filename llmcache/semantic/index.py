@@ -114,6 +114,10 @@ class SemanticConfig(BaseModel):
     - ``threshold``: the least cosine similarity of a hit (then the guards decide).
     - ``tables`` × ``bits``: LSH tables of ``bits`` hyperplanes each; more tables find more
       paraphrases (one bucket read per table), more bits make buckets smaller.
+    - ``probes``: extra buckets a lookup reads, beyond one per table: each is a table's bucket
+      with one bit flipped, the bits the prompt is least sure of first (multi-probe LSH). They
+      find paraphrases near the threshold that fell just across a hyperplane, for no extra
+      write (adds still push one bucket per table).
     - ``max_candidates``: entries read and reranked per lookup, at most.
     - ``bucket_max_len``: entries one bucket keeps (the newest).
     - ``guards``: the false-hit vetoes applied (see :mod:`llmcache.semantic.guards`).
@@ -131,6 +135,7 @@ class SemanticConfig(BaseModel):
     threshold: float = Field(default=0.85, gt=0.0, le=1.0)
     tables: int = Field(default=12, ge=1, le=64)
     bits: int = Field(default=9, ge=1, le=24)
+    probes: int = Field(default=12, ge=0, le=1024)
     max_candidates: int = Field(default=32, ge=1, le=1024)
     bucket_max_len: int = Field(default=256, ge=1, le=100_000)
     guards: list[str] = Field(default_factory=lambda: list(DEFAULT_GUARDS))
@@ -163,7 +168,12 @@ class _Query:
     scope: str
     unit: Vector
     sig: bytes  # packed sign bits, tables × bits of them
-    bucket_keys: list[str]
+    bucket_keys: list[str]  # one per table: where the prompt's entry is pushed
+    probe_keys: list[str]  # the neighbour buckets a lookup reads too (``probes``)
+
+    @property
+    def read_keys(self) -> list[str]:
+        return self.bucket_keys + self.probe_keys
 
 
 @dataclass(slots=True)
@@ -272,11 +282,11 @@ class SemanticLayer:
             return None
         try:
             if isinstance(self.backend, ListsBatch):  # one pipeline (Redis): one round trip
-                buckets = self.backend.list_range_many(query.bucket_keys)
+                buckets = self.backend.list_range_many(query.read_keys)
             elif isinstance(self.backend, Lists):
-                buckets = [self.backend.list_range(k) for k in query.bucket_keys]
+                buckets = [self.backend.list_range(k) for k in query.read_keys]
             else:
-                buckets = [self._split(v) for v in get_many(self.backend, query.bucket_keys)]
+                buckets = [self._split(v) for v in get_many(self.backend, query.read_keys)]
             ids = self._rank(query, buckets, trace)
             keys = [self._entry_key(scope, i) for i in ids]
             records = get_many(self.backend, keys) if keys else []
@@ -306,11 +316,11 @@ class SemanticLayer:
         try:
             backend = self.backend
             if isinstance(backend, ListsBatch):
-                buckets = await backend.alist_range_many(query.bucket_keys)
+                buckets = await backend.alist_range_many(query.read_keys)
             elif isinstance(backend, Lists):
-                buckets = await _all(backend.alist_range(k) for k in query.bucket_keys)
+                buckets = await _all(backend.alist_range(k) for k in query.read_keys)
             else:
-                buckets = [self._split(v) for v in await aget_many(backend, query.bucket_keys)]
+                buckets = [self._split(v) for v in await aget_many(backend, query.read_keys)]
             ids = self._rank(query, buckets, trace)
             keys = [self._entry_key(scope, i) for i in ids]
             records = await aget_many(backend, keys) if keys else []
@@ -420,6 +430,7 @@ class SemanticLayer:
             threshold=cfg.threshold,
             tables=cfg.tables,
             bits=cfg.bits,
+            probes=cfg.probes,
             guards=list(cfg.guards),
             embeddings=self.embeddings_id,
             outcome="miss",
@@ -461,14 +472,27 @@ class SemanticLayer:
 
     def _query(self, scope: str, unit: Vector, trace: _Trace | None) -> _Query:
         cfg = self.config
-        bits = signature(unit, hyperplanes(cfg.seed, cfg.tables * cfg.bits, unit.size))
+        planes = hyperplanes(cfg.seed, cfg.tables * cfg.bits, unit.size)
+        bits = signature(unit, planes)
+        grid = bits.reshape(cfg.tables, cfg.bits).astype(np.int64)
         weights = 1 << np.arange(cfg.bits - 1, -1, -1, dtype=np.int64)
-        codes = bits.reshape(cfg.tables, cfg.bits).astype(np.int64) @ weights
+        codes = grid @ weights
         bucket_keys = [f"sem:{scope}:b:{t}:{int(c):x}" for t, c in enumerate(codes)]
+        probe_keys = []
+        if cfg.probes:
+            # A paraphrase near the threshold most likely lands across the hyperplanes the
+            # prompt is closest to: flip those bits first (distance to the plane, not the
+            # projection, so planes of any length compare).
+            margin = np.abs(planes @ unit) / np.linalg.norm(planes, axis=1)
+            for flat in np.argsort(margin, kind="stable")[: cfg.probes]:
+                table, bit = divmod(int(flat), cfg.bits)
+                code = int(codes[table]) ^ int(weights[bit])
+                probe_keys.append(f"sem:{scope}:b:{table}:{code:x}")
         if trace is not None:
             trace.doc["buckets"] = bucket_keys
+            trace.doc["probes"] = probe_keys
             trace.doc["dim"] = int(unit.size)
-        return _Query(scope, unit, np.packbits(bits).tobytes(), bucket_keys)
+        return _Query(scope, unit, np.packbits(bits).tobytes(), bucket_keys, probe_keys)
 
     def _entry_key(self, scope: str, entry_id: bytes) -> str:
         return f"sem:{scope}:e:{entry_id.hex()}"
