@@ -414,17 +414,16 @@ def test_concurrent_async_finds() -> None:
 
 # -- ranking the bucket elements (what a lookup decodes from the store) ----------------------------
 def _rank_reference(sem: SemanticLayer, sig: bytes, buckets: list[list[bytes]]) -> list[bytes]:
-    """The rule, written plainly: each id's first element of the right width; within the
-    Hamming cutoff; closest first, ties in bucket order; at most max_candidates."""
+    """The rule, written plainly: elements of the right width within the Hamming cutoff; each
+    id's first such element; closest first, ties in bucket order; at most max_candidates."""
     width = 8 + sem._sig_bytes
-    seen: dict[bytes, bytes] = {}
+    distance: dict[bytes, int] = {}
     for element in (e for b in buckets for e in b):
         if len(element) == width:
-            seen.setdefault(element[:8], element[8:])
-    distance = {
-        i: sum(bin(a ^ b).count("1") for a, b in zip(s, sig, strict=True)) for i, s in seen.items()
-    }
-    near = [i for i in seen if distance[i] <= sem._cutoff]
+            d = sum(bin(a ^ b).count("1") for a, b in zip(element[8:], sig, strict=True))
+            if d <= sem._cutoff:
+                distance.setdefault(element[:8], d)
+    near = list(distance)
     near.sort(key=lambda i: distance[i])  # stable: bucket order among ties
     return near[: sem.config.max_candidates]
 

@@ -195,6 +195,25 @@ def test_swapping_one_word_in_the_same_frame_vetoes(
     assert "swap" not in vetoes(a, b, similarity=0.9)  # the embedding is sure: a synonym
 
 
+@given(
+    words,
+    st.sampled_from(FOODS),
+    st.integers(min_value=2, max_value=999),
+    st.integers(min_value=2, max_value=999),
+)
+def test_adding_a_number_beside_kept_ones_is_left_to_the_threshold(
+    ws: list[str], food: str, n: int, m: int
+) -> None:
+    """ "a 10 hour layover" / "a 10 hour layover for the first time": the added number narrows
+    the question, it replaces nothing; replacing one (n -> m) still vetoes."""
+    assume(n != m)
+    a = " ".join([*ws, str(n), "hours", "of", food])
+    b = " ".join([*ws, str(n), "hours", "of", food, "for", str(m), "people"])
+    assert "number" not in vetoes(a, b) and "number" not in vetoes(b, a)
+    c = " ".join([*ws, str(m), "hours", "of", food])
+    assert "number" in vetoes(a, c)
+
+
 @given(words, st.sampled_from(FOODS), st.integers(min_value=2, max_value=999))
 def test_adding_a_number_is_left_to_the_threshold(ws: list[str], food: str, n: int) -> None:
     a = " ".join([*ws, food])
@@ -217,6 +236,9 @@ SUBSTITUTIONS = [  # near-duplicates the new readings must still veto, and the g
     ("Weather in Rome this week", "Weather in Rome next week", "date"),
     ('What does "foo" mean here?', 'What does "bar" mean here?', "quoted"),
     ("Is TS easier than Python?", "Is JavaScript easier than Python?", "entity"),
+    ("Convert 5 miles to km", "Convert 5 km", "unit"),
+    ("What is 2 times 12?", "What is 3 times 12 times 4?", "number"),
+    ("What is 11 times 12?", "What is 12 times 12?", "number"),  # counted with repeats
 ]  # fmt: skip
 READINGS = [  # paraphrases the earlier guards vetoed
     ("How do I learn Python?", "How can I learn Python?"),  # function words swapped
@@ -241,6 +263,11 @@ READINGS = [  # paraphrases the earlier guards vetoed
     ("Employ the download() technique.", "Use the download() method."),  # capitalised: opener
     ("The `with_details` parameter is optional and defaults to False.",
      "The `with_details` parameter is not mandatory and is set to False by default."),
+    ("What should I do during a 10 hour layover in London?",
+     "What should I do during a 10 hour layover in London (for the first time)?"),  # added
+    ("Which is the best mobile for 7k to 8k?", "Which mobile phone is best under 7k?"),
+    ("If you won 1 million from the lottery, what would you do?",
+     "If you won 1 million dollars from the lottery, what would you do?"),  # a unit added
     ("Are there JS libraries with TS types?",
      "Are there JavaScript libraries with TypeScript types?"),  # a camel-case name's initials
     ("No, a dataset script is optional for CSV files.",
