@@ -19,9 +19,9 @@ Rules (on top of :mod:`llmcache.backends.base`'s):
 - Keys starting with ``lease:`` (single-flight leases) and ``add`` (atomic add) go to the L2
   only: leases must be shared by every process, so they are never held in the L1.
 - Capabilities follow the L2: ``isinstance(tiered, AtomicAdd)`` (and ``Batch``,
-  ``KeyListing``, ``Lists``) is true exactly when it is true of the L2; lists and key listing
-  go straight to the L2. ``info()`` is always there: the L1's figures (entries, hits) plus the
-  L2's own ``info()`` when it has one.
+  ``KeyListing``, ``Lists``, ``ListsBatch``) is true exactly when it is true of the L2; lists
+  and key listing go straight to the L2. ``info()`` is always there: the L1's figures
+  (entries, hits) plus the L2's own ``info()`` when it has one.
 - ``close``/``aclose`` close the L2. :meth:`in_namespace` views share the L1 storage (entries
   stay apart by namespace) and the L2's connections.
 - Wrapping a tiered backend again is a :class:`~llmcache.errors.ConfigError`: two L1s would
@@ -52,7 +52,15 @@ from pydantic import ValidationError
 
 from llmcache import _defaults
 from llmcache.backends.base import Backend, BackendOptions, describe, field_error
-from llmcache.backends.capabilities import TTL, AtomicAdd, Batch, KeyListing, Lists, MaxLen
+from llmcache.backends.capabilities import (
+    TTL,
+    AtomicAdd,
+    Batch,
+    KeyListing,
+    Lists,
+    ListsBatch,
+    MaxLen,
+)
 from llmcache.config import L1Settings
 from llmcache.errors import ConfigError
 from llmcache.singleflight import LEASE_PREFIX  # leases bypass the L1: read and written in L2
@@ -211,8 +219,8 @@ class TieredBackend(Backend):
     """An in-process L1 in front of ``l2`` (any backend); see the module doc for the rules.
 
     ``TieredBackend(l2)`` returns an instance of a subclass that has exactly the L2's
-    capabilities (``Batch``, ``AtomicAdd``, ``KeyListing``, ``Lists``), so ``isinstance``
-    checks on it answer as they would on the L2.
+    capabilities (``Batch``, ``AtomicAdd``, ``KeyListing``, ``Lists``, ``ListsBatch``), so
+    ``isinstance`` checks on it answer as they would on the L2.
     """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
@@ -528,11 +536,22 @@ class _ListsTier(TieredBackend):
         return await cast(Lists, self.l2).alist_range(key)
 
 
+class _ListsBatchTier(TieredBackend):
+    """Several lists read in one round trip of the L2 (the semantic index's bucket reads)."""
+
+    def list_range_many(self, keys: Sequence[str]) -> list[list[bytes]]:
+        return cast(ListsBatch, self.l2).list_range_many(keys)
+
+    async def alist_range_many(self, keys: Sequence[str]) -> list[list[bytes]]:
+        return await cast(ListsBatch, self.l2).alist_range_many(keys)
+
+
 _TIERS: tuple[tuple[type, type[TieredBackend]], ...] = (
     (Batch, _BatchTier),
     (AtomicAdd, _AtomicAddTier),
     (KeyListing, _KeyListingTier),
     (Lists, _ListsTier),
+    (ListsBatch, _ListsBatchTier),
 )
 
 
