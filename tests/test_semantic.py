@@ -17,7 +17,7 @@ import pytest
 
 from llmcache import LLMCache
 from llmcache.backends.base import Backend
-from llmcache.backends.capabilities import Lists
+from llmcache.backends.capabilities import Lists, Logs
 from llmcache.backends.memory import MemoryBackend
 from llmcache.errors import BackendError
 from llmcache.keys import KeyPolicy
@@ -235,6 +235,82 @@ def test_two_processes_agree(store_target: StoreTarget) -> None:
     assert match is not None and match.key == key(STORED)
 
 
+class WrappedLogs(Wrapped):
+    """The Logs layout (Redis's buckets) over any store: the store's own logs where it has
+    them, else emulated with values; faults injected as on the other wrappers."""
+
+    def _check(self, name: str) -> None:
+        self.calls[name] += 1
+        if name in self.failing or "*" in self.failing:
+            raise BackendError(f"{name} failed (test)")
+
+    def log_append_many(
+        self, keys: Sequence[str], record: bytes, *, max_bytes: int, ttl: Any = None
+    ) -> None:
+        self._check("log_append_many")
+        if isinstance(self.inner, Logs):
+            self.inner.log_append_many(keys, record, max_bytes=max_bytes, ttl=ttl)
+            return
+        for k in keys:
+            self.inner.set(k, ((self.inner.get(k) or b"") + record)[-2 * max_bytes :], ttl)
+
+    def log_tail_many(self, keys: Sequence[str], max_bytes: int) -> list[bytes]:
+        self._check("log_tail_many")
+        if isinstance(self.inner, Logs):
+            return self.inner.log_tail_many(keys, max_bytes)
+        return [(self.inner.get(k) or b"")[-max_bytes:] for k in keys]
+
+    async def alog_append_many(
+        self, keys: Sequence[str], record: bytes, *, max_bytes: int, ttl: Any = None
+    ) -> None:
+        if isinstance(self.inner, Logs):
+            self._check("alog_append_many")
+            await self.inner.alog_append_many(keys, record, max_bytes=max_bytes, ttl=ttl)
+            return
+        self.log_append_many(keys, record, max_bytes=max_bytes, ttl=ttl)
+
+    async def alog_tail_many(self, keys: Sequence[str], max_bytes: int) -> list[bytes]:
+        if isinstance(self.inner, Logs):
+            self._check("alog_tail_many")
+            return await self.inner.alog_tail_many(keys, max_bytes)
+        return self.log_tail_many(keys, max_bytes)
+
+
+@pytest.mark.parametrize("failing", ["log_tail_many", "log_append_many", "get_many", "*"])
+def test_log_store_faults_are_no_match(store_target: StoreTarget, failing: str) -> None:
+    store = WrappedLogs(store_target.make())
+    assert isinstance(store, Logs)
+    sem = layer(store)
+    sem.add(STORED, LLM, key(STORED), ttl=60)
+    assert store.calls["log_append_many"] == 1  # every table's bucket in one call
+    store.failing = {failing}
+    found = sem.find(PARAPHRASE, LLM)
+    sem.add("another prompt about rice", LLM, key("another prompt about rice"))  # no raise
+    if failing == "log_append_many":
+        assert found is not None  # reads still work; the add is counted apart
+        assert sem.counters["store_errors"] == 0 and sem.counters["add_errors"] == 1
+    else:
+        assert found is None
+        assert sem.counters["store_errors"] == 1
+        assert sem.counters["add_errors"] == (1 if failing == "*" else 0)
+    store.failing = set()
+    assert sem.find(PARAPHRASE, LLM) is not None
+    store.calls.clear()
+    sem.find(PARAPHRASE, LLM)
+    assert store.calls == Counter({"log_tail_many": 1, "get_many": 1})  # two round trips
+
+
+async def test_async_log_store_faults_are_no_match(store_target: StoreTarget) -> None:
+    store = WrappedLogs(store_target.make())
+    sem = layer(store)
+    await sem.aadd(STORED, LLM, key(STORED), ttl=60)
+    assert await sem.afind(PARAPHRASE, LLM) is not None
+    store.failing = {"*"}
+    assert await sem.afind(PARAPHRASE, LLM) is None
+    await sem.aadd("another prompt about rice", LLM, key("another prompt about rice"))
+    assert sem.counters["store_errors"] == 1 and sem.counters["add_errors"] == 1
+
+
 @pytest.mark.parametrize("failing", ["list_range", "get_many", "*"])
 def test_store_faults_are_no_match(store_target: StoreTarget, failing: str) -> None:
     store = WrappedLists(store_target.make())
@@ -448,7 +524,8 @@ def test_rank_matches_the_rule_on_any_bucket_contents() -> None:
         query = _Query("scope", np.zeros(4, dtype=np.float32), sig, [], [])
         trace = _Trace(counting=False)
         assert sem._rank(query, buckets, trace) == _rank_reference(sem, sig, buckets)
-        assert trace.doc["bucket_entries"] == sum(map(len, buckets))
+        whole = [e for b in buckets for e in b if len(e) == width]
+        assert trace.doc["bucket_entries"] == len(whole)  # foreign shapes are not entries
 
     check()
 
@@ -510,3 +587,23 @@ def test_probes_are_one_bit_away_weakest_first() -> None:
         assert bin(code ^ own[table]).count("1") == 1
         seen.add(probe)
     assert len(seen) == 15  # every bit of every table, each once
+
+
+def test_log_rows_keep_whole_records_from_the_end() -> None:
+    """A log tail is whole records counted from its end: a ragged front (the cut of the tail,
+    a foreign write before ours) is dropped, every record after it kept in order."""
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    sem = layer(MemoryBackend(), SemanticConfig(tables=2, bits=6))
+    width = sem._width
+    records = st.lists(st.binary(min_size=width, max_size=width), max_size=6)
+    ragged = st.binary(max_size=width - 1)
+
+    @settings(max_examples=200, deadline=None)
+    @given(st.lists(st.tuples(ragged, records), max_size=4))
+    def check(tails: list[tuple[bytes, list[bytes]]]) -> None:
+        rows = sem._log_rows([front + b"".join(rs) for front, rs in tails])
+        assert rows == b"".join(r for _, rs in tails for r in rs)
+
+    check()

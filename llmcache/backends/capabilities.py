@@ -12,6 +12,8 @@ capability         methods (sync / async twin)                 who has it
 ``AtomicAdd``      ``add`` (set if absent; leases)              memory, disk, Redis, Momento
 ``KeyListing``     ``iter_keys``                                memory, disk, Redis
 ``Lists``          ``list_push list_range`` (chat history)     memory, disk, Redis, Momento
+``ListsBatch``     ``list_range_many`` (one round trip)         Redis
+``Logs``           ``log_append_many log_tail_many``            Redis
 ``Inspectable``    ``info`` (entries, bytes; for ``stats``)    memory, disk, Redis, Momento
 =================  =========================================  ==============================
 
@@ -40,6 +42,7 @@ __all__ = [
     "KeyListing",
     "Lists",
     "ListsBatch",
+    "Logs",
     "MaxLen",
     "adelete_many",
     "aget_many",
@@ -123,6 +126,30 @@ class ListsBatch(Protocol):
 
     def list_range_many(self, keys: Sequence[str]) -> list[list[bytes]]: ...
     async def alist_range_many(self, keys: Sequence[str]) -> list[list[bytes]]: ...
+
+
+@runtime_checkable
+class Logs(Protocol):
+    """Bounded byte logs: records appended to several keys at once, read back as one string per
+    key (the semantic index's buckets: on Redis one string each, ``APPEND`` and ``GETRANGE``,
+    so reading a bucket parses one reply, not one per element).
+
+    - ``log_append_many`` appends ``record`` to every key, in one round trip; each log keeps at
+      least its newest ``max_bytes`` (it may hold up to twice that before it is trimmed; a trim
+      racing another append may drop that append); ``ttl`` renews each log's lifetime.
+    - ``log_tail_many`` returns the newest ``max_bytes`` of each log, in the order of ``keys``
+      (``b""`` if absent), in one round trip.
+    - Logs live under namespaced keys like any entry: ``delete`` and ``clear`` remove them.
+    """
+
+    def log_append_many(
+        self, keys: Sequence[str], record: bytes, *, max_bytes: int, ttl: TTL = None
+    ) -> None: ...
+    def log_tail_many(self, keys: Sequence[str], max_bytes: int) -> list[bytes]: ...
+    async def alog_append_many(
+        self, keys: Sequence[str], record: bytes, *, max_bytes: int, ttl: TTL = None
+    ) -> None: ...
+    async def alog_tail_many(self, keys: Sequence[str], max_bytes: int) -> list[bytes]: ...
 
 
 @runtime_checkable

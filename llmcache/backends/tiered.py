@@ -19,9 +19,9 @@ Rules (on top of :mod:`llmcache.backends.base`'s):
 - Keys starting with ``lease:`` (single-flight leases) and ``add`` (atomic add) go to the L2
   only: leases must be shared by every process, so they are never held in the L1.
 - Capabilities follow the L2: ``isinstance(tiered, AtomicAdd)`` (and ``Batch``,
-  ``KeyListing``, ``Lists``, ``ListsBatch``) is true exactly when it is true of the L2; lists
-  and key listing go straight to the L2. ``info()`` is always there: the L1's figures
-  (entries, hits) plus the L2's own ``info()`` when it has one.
+  ``KeyListing``, ``Lists``, ``ListsBatch``, ``Logs``) is true exactly when it is true of the
+  L2; lists, logs and key listing go straight to the L2. ``info()`` is always there: the
+  L1's figures (entries, hits) plus the L2's own ``info()`` when it has one.
 - ``close``/``aclose`` close the L2. :meth:`in_namespace` views share the L1 storage (entries
   stay apart by namespace) and the L2's connections.
 - Wrapping a tiered backend again is a :class:`~llmcache.errors.ConfigError`: two L1s would
@@ -59,6 +59,7 @@ from llmcache.backends.capabilities import (
     KeyListing,
     Lists,
     ListsBatch,
+    Logs,
     MaxLen,
 )
 from llmcache.config import L1Settings
@@ -219,8 +220,8 @@ class TieredBackend(Backend):
     """An in-process L1 in front of ``l2`` (any backend); see the module doc for the rules.
 
     ``TieredBackend(l2)`` returns an instance of a subclass that has exactly the L2's
-    capabilities (``Batch``, ``AtomicAdd``, ``KeyListing``, ``Lists``, ``ListsBatch``), so
-    ``isinstance`` checks on it answer as they would on the L2.
+    capabilities (``Batch``, ``AtomicAdd``, ``KeyListing``, ``Lists``, ``ListsBatch``,
+    ``Logs``), so ``isinstance`` checks on it answer as they would on the L2.
     """
 
     def __new__(cls, *args: Any, **kwargs: Any) -> Self:
@@ -546,12 +547,33 @@ class _ListsBatchTier(TieredBackend):
         return await cast(ListsBatch, self.l2).alist_range_many(keys)
 
 
+class _LogsTier(TieredBackend):
+    """Byte logs (the semantic index's buckets) in the L2 only, as lists are."""
+
+    def log_append_many(
+        self, keys: Sequence[str], record: bytes, *, max_bytes: int, ttl: TTL = None
+    ) -> None:
+        cast(Logs, self.l2).log_append_many(keys, record, max_bytes=max_bytes, ttl=ttl)
+
+    def log_tail_many(self, keys: Sequence[str], max_bytes: int) -> list[bytes]:
+        return cast(Logs, self.l2).log_tail_many(keys, max_bytes)
+
+    async def alog_append_many(
+        self, keys: Sequence[str], record: bytes, *, max_bytes: int, ttl: TTL = None
+    ) -> None:
+        await cast(Logs, self.l2).alog_append_many(keys, record, max_bytes=max_bytes, ttl=ttl)
+
+    async def alog_tail_many(self, keys: Sequence[str], max_bytes: int) -> list[bytes]:
+        return await cast(Logs, self.l2).alog_tail_many(keys, max_bytes)
+
+
 _TIERS: tuple[tuple[type, type[TieredBackend]], ...] = (
     (Batch, _BatchTier),
     (AtomicAdd, _AtomicAddTier),
     (KeyListing, _KeyListingTier),
     (Lists, _ListsTier),
     (ListsBatch, _ListsBatchTier),
+    (Logs, _LogsTier),
 )
 
 

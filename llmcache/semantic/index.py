@@ -55,6 +55,7 @@ from llmcache.backends.base import Backend
 from llmcache.backends.capabilities import (
     Lists,
     ListsBatch,
+    Logs,
     aget_many,
     aset_many,
     get_many,
@@ -223,6 +224,12 @@ class SemanticLayer:
         self._vectors: OrderedDict[bytes, Vector] = OrderedDict()
         cfg = self.config
         self._sig_bytes = (cfg.tables * cfg.bits + 7) // 8
+        self._width = _ID_BYTES + self._sig_bytes  # one bucket element: entry id + signature
+        self._bucket_bytes = cfg.bucket_max_len * self._width
+        # Buckets as byte logs (Redis strings) where the store has them, else lists, else
+        # values; logs get keys of their own, so a store that held list buckets (an earlier
+        # version, another process) never meets a string under the same key.
+        self._infix = "l" if isinstance(backend, Logs) else "b"
         n = cfg.tables * cfg.bits
         p = math.acos(max(-1.0, min(1.0, cfg.threshold))) / math.pi
         self._cutoff = math.ceil(n * p + _HAMMING_SIGMAS * math.sqrt(n * p * (1 - p)) + 1)
@@ -283,13 +290,16 @@ class SemanticLayer:
         if not self._allow(trace):
             return None
         try:
-            if isinstance(self.backend, ListsBatch):  # one pipeline (Redis): one round trip
-                buckets = self.backend.list_range_many(query.read_keys)
-            elif isinstance(self.backend, Lists):
-                buckets = [self.backend.list_range(k) for k in query.read_keys]
+            backend = self.backend
+            if isinstance(backend, Logs):  # one pipeline (Redis), one reply per bucket
+                rows = self._log_rows(backend.log_tail_many(query.read_keys, self._bucket_bytes))
+            elif isinstance(backend, ListsBatch):
+                rows = self._list_rows(backend.list_range_many(query.read_keys))
+            elif isinstance(backend, Lists):
+                rows = self._list_rows([backend.list_range(k) for k in query.read_keys])
             else:
-                buckets = [self._split(v) for v in get_many(self.backend, query.read_keys)]
-            ids = self._rank(query, buckets, trace)
+                rows = self._value_rows(get_many(backend, query.read_keys))
+            ids = self._rank_rows(query, rows, trace)
             keys = [self._entry_key(scope, i) for i in ids]
             records = get_many(self.backend, keys) if keys else []
         except Exception as exc:
@@ -317,13 +327,16 @@ class SemanticLayer:
             return None
         try:
             backend = self.backend
-            if isinstance(backend, ListsBatch):
-                buckets = await backend.alist_range_many(query.read_keys)
+            if isinstance(backend, Logs):
+                blobs = await backend.alog_tail_many(query.read_keys, self._bucket_bytes)
+                rows = self._log_rows(blobs)
+            elif isinstance(backend, ListsBatch):
+                rows = self._list_rows(await backend.alist_range_many(query.read_keys))
             elif isinstance(backend, Lists):
-                buckets = await _all(backend.alist_range(k) for k in query.read_keys)
+                rows = self._list_rows(await _all(backend.alist_range(k) for k in query.read_keys))
             else:
-                buckets = [self._split(v) for v in await aget_many(backend, query.read_keys)]
-            ids = self._rank(query, buckets, trace)
+                rows = self._value_rows(await aget_many(backend, query.read_keys))
+            ids = self._rank_rows(query, rows, trace)
             keys = [self._entry_key(scope, i) for i in ids]
             records = await aget_many(backend, keys) if keys else []
         except BaseException as exc:
@@ -353,7 +366,12 @@ class SemanticLayer:
             return
         try:
             backend = self.backend
-            if isinstance(backend, Lists):
+            if isinstance(backend, Logs):  # two round trips: the entry, every bucket
+                backend.set(entry_key, record, ttl)
+                backend.log_append_many(
+                    query.bucket_keys, element, max_bytes=self._bucket_bytes, ttl=ttl
+                )
+            elif isinstance(backend, Lists):
                 backend.set(entry_key, record, ttl)
                 for bucket in query.bucket_keys:
                     backend.list_push(
@@ -393,7 +411,12 @@ class SemanticLayer:
         try:
             backend = self.backend
             max_len = self.config.bucket_max_len
-            if isinstance(backend, Lists):
+            if isinstance(backend, Logs):
+                await backend.aset(entry_key, record, ttl)
+                await backend.alog_append_many(
+                    query.bucket_keys, element, max_bytes=self._bucket_bytes, ttl=ttl
+                )
+            elif isinstance(backend, Lists):
                 await backend.aset(entry_key, record, ttl)
                 await _all(
                     backend.alist_push(b, [element], max_len=max_len, ttl=ttl)
@@ -479,7 +502,7 @@ class SemanticLayer:
         grid = bits.reshape(cfg.tables, cfg.bits).astype(np.int64)
         weights = 1 << np.arange(cfg.bits - 1, -1, -1, dtype=np.int64)
         codes = grid @ weights
-        bucket_keys = [f"sem:{scope}:b:{t}:{int(c):x}" for t, c in enumerate(codes)]
+        bucket_keys = [f"sem:{scope}:{self._infix}:{t}:{int(c):x}" for t, c in enumerate(codes)]
         probe_keys = []
         if cfg.probes:
             # A paraphrase near the threshold most likely lands across the hyperplanes the
@@ -489,7 +512,7 @@ class SemanticLayer:
             for flat in np.argsort(margin, kind="stable")[: cfg.probes]:
                 table, bit = divmod(int(flat), cfg.bits)
                 code = int(codes[table]) ^ int(weights[bit])
-                probe_keys.append(f"sem:{scope}:b:{table}:{code:x}")
+                probe_keys.append(f"sem:{scope}:{self._infix}:{table}:{code:x}")
         if trace is not None:
             trace.doc["buckets"] = bucket_keys
             trace.doc["probes"] = probe_keys
@@ -517,26 +540,35 @@ class SemanticLayer:
             out[key] = (data + element)[-keep * width :]
         return out
 
-    def _split(self, value: bytes | None) -> list[bytes]:
-        """A bucket kept in one value (backends without Lists) as its elements."""
-        width = _ID_BYTES + self._sig_bytes
-        if not value or len(value) % width:
-            return []
-        return [value[i : i + width] for i in range(0, len(value), width)]
+    def _list_rows(self, buckets: list[list[bytes]]) -> bytes:
+        """List buckets' elements as one run of whole rows (an element of another width, foreign
+        or truncated, is skipped)."""
+        width, elements = self._width, itertools.chain.from_iterable
+        if set(map(len, elements(buckets))) <= {width}:
+            return b"".join(elements(buckets))
+        return b"".join(e for e in elements(buckets) if len(e) == width)
+
+    def _value_rows(self, values: list[bytes | None]) -> bytes:
+        """Buckets kept in one value each (no Lists): a value that is not whole rows is not
+        ours and is skipped."""
+        return b"".join(v for v in values if v and len(v) % self._width == 0)
+
+    def _log_rows(self, tails: list[bytes]) -> bytes:
+        """Log tails (Logs): rows are whole from the end, so a ragged front (the cut of the
+        tail, or a foreign write before ours) is dropped."""
+        return b"".join(t[len(t) % self._width :] for t in tails)
 
     def _rank(self, query: _Query, buckets: list[list[bytes]], trace: _Trace) -> list[bytes]:
+        """:meth:`_rank_rows` of list buckets."""
+        return self._rank_rows(query, self._list_rows(buckets), trace)
+
+    def _rank_rows(self, query: _Query, blob: bytes, trace: _Trace) -> list[bytes]:
         """Entry ids worth reading: distinct, within the Hamming cutoff, closest first (ties in
-        the order the buckets hold them)."""
-        width = _ID_BYTES + self._sig_bytes
-        total = sum(map(len, buckets))
-        trace.doc["bucket_entries"] = total
+        the order the buckets hold them). ``blob``: whole rows (id + signature), bucket order."""
+        width = self._width
+        trace.doc["bucket_entries"] = len(blob) // width
         # Vectorised, and the cutoff before anything per id: at 10^5 entries a lookup reads
         # ~5,000 elements, of which a handful are within the cutoff.
-        elements = itertools.chain.from_iterable
-        if set(map(len, elements(buckets))) <= {width}:
-            blob = b"".join(elements(buckets))
-        else:  # an element of another shape (foreign, truncated): skipped
-            blob = b"".join(e for e in elements(buckets) if len(e) == width)
         rows = np.frombuffer(blob, dtype=np.uint8).reshape(-1, width)
         distance = hamming(query.sig, rows[:, _ID_BYTES:])
         within = np.flatnonzero(distance <= self._cutoff)

@@ -634,3 +634,36 @@ async def test_list_range_many_reads_several_lists_in_one_pipeline(any_server: A
         backend.clear()
         await backend.aclose()
         backend.close()
+
+
+async def test_logs_append_to_several_keys_and_keep_the_newest(any_server: Any) -> None:
+    """The semantic index's buckets on Redis: one string per log, the same record appended to
+    several keys (cluster: several nodes) in one pipeline, the newest ``max_bytes`` read back;
+    a log never holds more than twice its bound; ttl renewed; absent logs read as b""."""
+    backend = create_backend(any_server.url, namespace=ns(), **RELAXED)
+    try:
+        keys = [f"log-{i}" for i in range(8)]
+        for n in range(40):
+            record = n.to_bytes(4, "big")
+            if n % 2:
+                backend.log_append_many(keys, record, max_bytes=32, ttl=60)
+            else:
+                await backend.alog_append_many(keys, record, max_bytes=32, ttl=60)
+        newest = b"".join(n.to_bytes(4, "big") for n in range(32, 40))
+        assert backend.log_tail_many([*keys, "absent"], 32) == [newest] * 8 + [b""]
+        assert await backend.alog_tail_many(keys[:2], 32) == [newest] * 2
+        assert backend.log_tail_many(keys[:1], 8) == [newest[-8:]]
+        for key in keys:  # bounded and expiring, on whichever node holds it
+            full = backend._key(key)
+            client = backend._client()
+            assert 32 <= client.strlen(full) <= 64
+            assert 0 < client.pttl(full) <= 60_000
+        assert backend.log_tail_many([], 32) == []
+        with pytest.raises(ConfigError, match="max_bytes"):
+            backend.log_append_many(keys, b"x", max_bytes=0)
+        backend.clear()
+        assert backend.log_tail_many(keys, 32) == [b""] * 8  # clear removes logs too
+    finally:
+        backend.clear()
+        await backend.aclose()
+        backend.close()

@@ -29,7 +29,7 @@ from llmcache.testing import BackendContract, ForeignKeys, Ops
 from tests import test_contract
 from tests.backends.clients import REDIS_RELAXED, StoreTarget, new_namespace
 
-CAPABILITIES = [cap.Batch, cap.AtomicAdd, cap.KeyListing, cap.Lists, cap.ListsBatch]
+CAPABILITIES = [cap.Batch, cap.AtomicAdd, cap.KeyListing, cap.Lists, cap.ListsBatch, cap.Logs]
 
 
 # -- the contract -------------------------------------------------------------------------------

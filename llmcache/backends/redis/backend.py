@@ -40,6 +40,7 @@ from llmcache.backends.base import Backend
 from llmcache.backends.redis.clients import RedisClients
 from llmcache.backends.redis.errors import map_errors
 from llmcache.backends.redis.lists import RedisLists
+from llmcache.backends.redis.logs import RedisLogs
 from llmcache.backends.redis.loop_client import LoopBoundClient
 from llmcache.backends.redis.options import RedisOptions
 from llmcache.backends.redis.pool_async import AsyncPool
@@ -52,7 +53,7 @@ BATCH = 1000  # keys per SCAN COUNT and per UNLINK pipeline in clear()
 INFO_SCAN_LIMIT = 100_000  # info() counts entries only up to this many keys (SCAN is O(keys))
 
 
-class RedisBackend(RedisClients, RedisLists, Backend):
+class RedisBackend(RedisClients, RedisLists, RedisLogs, Backend):
     """A standalone Redis or Valkey node (ElastiCache with cluster mode disabled)."""
 
     Options = RedisOptions
