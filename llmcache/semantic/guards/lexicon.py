@@ -100,7 +100,6 @@ _ANTONYMS = [
     ("client", "server"),
     ("sender", "receiver"),
     ("buyer", "seller"),
-    ("import", "export"),
     ("weak", "strong"),
     ("rich", "poor"),
     ("wet", "dry"),
