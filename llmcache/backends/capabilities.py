@@ -12,7 +12,7 @@ capability         methods (sync / async twin)                 who has it
 ``AtomicAdd``      ``add`` (set if absent; leases)              memory, disk, Redis, Momento
 ``KeyListing``     ``iter_keys``                                memory, disk, Redis
 ``Lists``          ``list_push list_range`` (chat history)     memory, disk, Redis, Momento
-``ListsBatch``     ``list_range_many`` (one round trip)         Redis
+``ListsBatch``     ``list_range_many`` (several at once)        Redis, Momento
 ``Logs``           ``log_append_many log_tail_many``            Redis
 ``Inspectable``    ``info`` (entries, bytes; for ``stats``)    memory, disk, Redis, Momento
 =================  =========================================  ==============================
@@ -122,7 +122,8 @@ class Lists(Protocol):
 
 @runtime_checkable
 class ListsBatch(Protocol):
-    """:class:`Lists` read several at a time, in one round trip (Redis: one pipeline)."""
+    """:class:`Lists` read several at a time: one round trip (Redis: one pipeline), or
+    concurrent requests within one call's budget (Momento)."""
 
     def list_range_many(self, keys: Sequence[str]) -> list[list[bytes]]: ...
     async def alist_range_many(self, keys: Sequence[str]) -> list[list[bytes]]: ...

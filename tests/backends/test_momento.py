@@ -612,6 +612,27 @@ async def test_chat_history_trims_on_momento_lists(momento_server: Any) -> None:
         await backend.aclose()
 
 
+async def test_list_range_many_reads_lists_concurrently(own_server: Any) -> None:
+    """The semantic index's bucket reads (``ListsBatch``): the same as ``list_range`` per key, in
+    order, ``[]`` for a missing list, fetched side by side rather than one after another."""
+    store = local(own_server)
+    try:
+        keys = [f"bucket-{i}" for i in range(12)]
+        for i, key in enumerate(keys[:-2]):
+            await store.alist_push(key, [f"{i}-{j}".encode() for j in range(i % 3 + 1)])
+        expected = [store.list_range(k) for k in keys]
+        assert expected[-1] == [] and expected[0] == [b"0-0"]
+        own_server.delay(0.2, rpcs="ListFetch")
+        started = time.monotonic()
+        assert store.list_range_many(keys) == expected
+        assert await store.alist_range_many(keys) == expected
+        assert time.monotonic() - started < 2.0  # 24 x 0.2 s in series would be 4.8 s
+        assert store.list_range_many([]) == [] and await store.alist_range_many([]) == []
+        own_server.clear_faults()
+    finally:
+        await store.aclose()
+
+
 def test_list_element_limit_refused_before_the_call(momento_server: Any) -> None:
     from llmcache.adapters.langchain import LangChainChatHistory
 
