@@ -475,7 +475,7 @@ def test_explain_shows_the_decision() -> None:
     assert doc["match"]["key"] == key(STORED)
     assert doc["candidates"][0]["verdict"] == "hit"
     assert len(doc["buckets"]) == SemanticConfig().tables and doc["threshold"] == 0.8
-    assert len(doc["probes"]) == SemanticConfig().probes
+    assert doc["probes"] == SemanticConfig().probes == len(doc["probe_buckets"])
     assert sem.counters["lookups"] == 0  # explain counts nothing
 
 
@@ -570,7 +570,7 @@ def test_probes_find_a_neighbour_across_the_nearest_plane(tables: int) -> None:
         sem.add("stored", LLM, key("stored"), ttl=60)
         found[probes] = sem.find("asked", LLM)
         doc = sem.explain("asked", LLM)
-        assert len(doc["probes"]) == probes
+        assert doc["probes"] == probes == len(doc["probe_buckets"])
     if tables == 1:
         assert found[0] is None  # the one table put them in different buckets
     assert found[1] is not None and found[1].key == key("stored")
@@ -582,7 +582,7 @@ def test_probes_are_one_bit_away_weakest_first() -> None:
     doc = sem.explain(STORED, LLM)
     own = {k.rsplit(":", 2)[1]: int(k.rsplit(":", 1)[1], 16) for k in doc["buckets"]}
     seen = set()
-    for probe in doc["probes"]:
+    for probe in doc["probe_buckets"]:
         table, code = probe.rsplit(":", 2)[1], int(probe.rsplit(":", 1)[1], 16)
         assert bin(code ^ own[table]).count("1") == 1
         seen.add(probe)

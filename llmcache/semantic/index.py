@@ -515,7 +515,7 @@ class SemanticLayer:
                 probe_keys.append(f"sem:{scope}:{self._infix}:{table}:{code:x}")
         if trace is not None:
             trace.doc["buckets"] = bucket_keys
-            trace.doc["probes"] = probe_keys
+            trace.doc["probe_buckets"] = probe_keys
             trace.doc["dim"] = int(unit.size)
         return _Query(scope, unit, np.packbits(bits).tobytes(), bucket_keys, probe_keys)
 
