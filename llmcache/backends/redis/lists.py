@@ -16,26 +16,16 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from llmcache.backends.capabilities import TTL, MaxLen, check_max_len
+from llmcache.backends.redis._host import RedisHost
 
 __all__ = ["RedisLists"]
 
 
-class RedisLists:
+class RedisLists(RedisHost):
     """``list_push`` / ``list_range`` and async twins, mixed into :class:`RedisBackend`."""
-
-    if TYPE_CHECKING:  # provided by RedisBackend
-
-        def _client(self) -> Any: ...
-        async def _aclient(self) -> Any: ...
-        def _errors(self, op: str) -> AbstractContextManager[None]: ...
-        def _budget(self) -> AbstractContextManager[Any]: ...
-        def _abudget(self) -> AbstractAsyncContextManager[Any]: ...
-        def _key(self, key: str) -> str: ...
-        def _px(self, ttl: float | None) -> int | None: ...
 
     def list_push(
         self, key: str, values: Sequence[bytes], *, max_len: MaxLen = None, ttl: TTL = None

@@ -20,27 +20,17 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import AbstractAsyncContextManager, AbstractContextManager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from llmcache.backends.capabilities import TTL
+from llmcache.backends.redis._host import RedisHost
 from llmcache.errors import ConfigError
 
 __all__ = ["RedisLogs"]
 
 
-class RedisLogs:
+class RedisLogs(RedisHost):
     """``log_append_many`` / ``log_tail_many`` and async twins, mixed into the Redis backends."""
-
-    if TYPE_CHECKING:  # provided by RedisBackend
-
-        def _client(self) -> Any: ...
-        async def _aclient(self) -> Any: ...
-        def _errors(self, op: str) -> AbstractContextManager[None]: ...
-        def _budget(self) -> AbstractContextManager[Any]: ...
-        def _abudget(self) -> AbstractAsyncContextManager[Any]: ...
-        def _key(self, key: str) -> str: ...
-        def _px(self, ttl: float | None) -> int | None: ...
 
     def log_append_many(
         self, keys: Sequence[str], record: bytes, *, max_bytes: int, ttl: TTL = None
