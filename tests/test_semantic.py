@@ -523,7 +523,9 @@ def test_rank_matches_the_rule_on_any_bucket_contents() -> None:
     def check(sig: bytes, buckets: list[list[bytes]]) -> None:
         query = _Query("scope", np.zeros(4, dtype=np.float32), sig, [], [])
         trace = _Trace(counting=False)
-        assert sem._rank(query, buckets, trace) == _rank_reference(sem, sig, buckets)
+        assert sem._rank_rows(query, sem._list_rows(buckets), trace) == _rank_reference(
+            sem, sig, buckets
+        )
         whole = [e for b in buckets for e in b if len(e) == width]
         assert trace.doc["bucket_entries"] == len(whole)  # foreign shapes are not entries
 

@@ -73,6 +73,7 @@ from llmcache.semantic.vectors import (
     encode_vector,
     hamming,
     hyperplanes,
+    plane_norms,
     signature,
 )
 from llmcache.stats import LatencyWindow, Stats
@@ -286,7 +287,7 @@ class SemanticLayer:
         except Exception as exc:
             self._embed_failed(exc, trace)
             return None
-        query = self._query(scope, unit, trace)
+        query = self._query(scope, unit, trace, probe=True)
         if not self._allow(trace):
             return None
         try:
@@ -322,7 +323,7 @@ class SemanticLayer:
         except BaseException as exc:
             self._embed_failed(as_fault(exc), trace)
             return None
-        query = self._query(scope, unit, trace)
+        query = self._query(scope, unit, trace, probe=True)
         if not self._allow(trace):
             return None
         try:
@@ -495,20 +496,24 @@ class SemanticLayer:
         )
         return hashlib.blake2b(head, digest_size=12).hexdigest()
 
-    def _query(self, scope: str, unit: Vector, trace: _Trace | None) -> _Query:
+    def _query(
+        self, scope: str, unit: Vector, trace: _Trace | None, *, probe: bool = False
+    ) -> _Query:
+        """``unit`` hashed: its bucket per table, and with ``probe`` (lookups; an add writes
+        only its own buckets) the neighbour buckets to read too."""
         cfg = self.config
-        planes = hyperplanes(cfg.seed, cfg.tables * cfg.bits, unit.size)
+        count = cfg.tables * cfg.bits
+        planes = hyperplanes(cfg.seed, count, unit.size)
         bits = signature(unit, planes)
-        grid = bits.reshape(cfg.tables, cfg.bits).astype(np.int64)
         weights = 1 << np.arange(cfg.bits - 1, -1, -1, dtype=np.int64)
-        codes = grid @ weights
+        codes = bits.reshape(cfg.tables, cfg.bits).astype(np.int64) @ weights
         bucket_keys = [f"sem:{scope}:{self._infix}:{t}:{int(c):x}" for t, c in enumerate(codes)]
         probe_keys = []
-        if cfg.probes:
+        if probe and cfg.probes:
             # A paraphrase near the threshold most likely lands across the hyperplanes the
             # prompt is closest to: flip those bits first (distance to the plane, not the
             # projection, so planes of any length compare).
-            margin = np.abs(planes @ unit) / np.linalg.norm(planes, axis=1)
+            margin = np.abs(planes @ unit) / plane_norms(cfg.seed, count, unit.size)
             for flat in np.argsort(margin, kind="stable")[: cfg.probes]:
                 table, bit = divmod(int(flat), cfg.bits)
                 code = int(codes[table]) ^ int(weights[bit])
@@ -557,10 +562,6 @@ class SemanticLayer:
         """Log tails (Logs): rows are whole from the end, so a ragged front (the cut of the
         tail, or a foreign write before ours) is dropped."""
         return b"".join(t[len(t) % self._width :] for t in tails)
-
-    def _rank(self, query: _Query, buckets: list[list[bytes]], trace: _Trace) -> list[bytes]:
-        """:meth:`_rank_rows` of list buckets."""
-        return self._rank_rows(query, self._list_rows(buckets), trace)
 
     def _rank_rows(self, query: _Query, blob: bytes, trace: _Trace) -> list[bytes]:
         """Entry ids worth reading: distinct, within the Hamming cutoff, closest first (ties in

@@ -40,6 +40,7 @@ __all__ = [
     "encode_vector",
     "hamming",
     "hyperplanes",
+    "plane_norms",
     "signature",
 ]
 
@@ -108,6 +109,14 @@ def hyperplanes(seed: int, count: int, dim: int) -> Vector:
     planes: Vector = normals[:n].reshape(count, dim).astype(np.float32)
     planes.setflags(write=False)
     return planes
+
+
+@lru_cache(maxsize=16)
+def plane_norms(seed: int, count: int, dim: int) -> Vector:
+    """The length of each of :func:`hyperplanes`' planes (a lookup's probes divide by them)."""
+    norms: Vector = np.linalg.norm(hyperplanes(seed, count, dim), axis=1).astype(np.float32)
+    norms.setflags(write=False)
+    return norms
 
 
 def signature(unit: Vector, planes: Vector) -> npt.NDArray[np.bool_]:

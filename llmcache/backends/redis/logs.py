@@ -53,9 +53,7 @@ class RedisLogs(RedisHost):
                 self._budget(),
                 self._client().pipeline(transaction=False) as pipe,
             ):
-                for key in long:
-                    pipe.getrange(key, -max_bytes, -1)
-                tails = pipe.execute()
+                tails = _queue_tails(pipe, long, max_bytes).execute()
                 for key, tail in zip(long, tails, strict=True):
                     pipe.set(key, tail, keepttl=True)
                 pipe.execute()
@@ -70,9 +68,7 @@ class RedisLogs(RedisHost):
             self._budget(),
             self._client().pipeline(transaction=False) as pipe,
         ):
-            for key in full:
-                pipe.getrange(key, -max_bytes, -1)
-            return [bytes(v or b"") for v in pipe.execute()]
+            return [bytes(v or b"") for v in _queue_tails(pipe, full, max_bytes).execute()]
 
     async def alog_append_many(
         self, keys: Sequence[str], record: bytes, *, max_bytes: int, ttl: TTL = None
@@ -93,9 +89,7 @@ class RedisLogs(RedisHost):
                 async with self._abudget():
                     client = await self._aclient()
                     async with client.pipeline(transaction=False) as pipe:
-                        for key in long:
-                            pipe.getrange(key, -max_bytes, -1)
-                        tails = await pipe.execute()
+                        tails = await _queue_tails(pipe, long, max_bytes).execute()
                         for key, tail in zip(long, tails, strict=True):
                             pipe.set(key, tail, keepttl=True)
                         await pipe.execute()
@@ -109,9 +103,8 @@ class RedisLogs(RedisHost):
             async with self._abudget():
                 client = await self._aclient()
                 async with client.pipeline(transaction=False) as pipe:
-                    for key in full:
-                        pipe.getrange(key, -max_bytes, -1)
-                    return [bytes(v or b"") for v in await pipe.execute()]
+                    replies = await _queue_tails(pipe, full, max_bytes).execute()
+                    return [bytes(v or b"") for v in replies]
 
 
 def _checked(keys: Sequence[str], max_bytes: int) -> Sequence[str]:
@@ -126,6 +119,13 @@ def _queue_append(pipe: Any, full: list[str], record: bytes, px: int | None) -> 
         pipe.append(key, record)
         if px is not None:
             pipe.pexpire(key, px)
+
+
+def _queue_tails(pipe: Any, full: list[str], max_bytes: int) -> Any:
+    """Queue GETRANGE of each log's newest ``max_bytes`` (sync or async pipeline); the pipe."""
+    for key in full:
+        pipe.getrange(key, -max_bytes, -1)
+    return pipe
 
 
 def _too_long(full: list[str], replies: list[Any], max_bytes: int) -> list[str]:
